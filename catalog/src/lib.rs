@@ -1,0 +1,1 @@
+//! Local dataset catalog (see the crate description).

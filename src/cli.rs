@@ -1,0 +1,54 @@
+//! clap types only. Each verb's arguments live beside its implementation in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+/// nanochat-jp: datasets, tokenizer, mixtures and training for Japanese chat models.
+#[derive(Debug, Parser)]
+#[command(name = "njp", version, propagate_version = true, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags every verb accepts.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Catalog home directory [default: $NJP_HOME, else ./.njp].
+    #[arg(long, global = true, env = "NJP_HOME", value_name = "DIR")]
+    pub(crate) home: Option<PathBuf>,
+    /// Configuration file [default: ./njp.toml when it exists].
+    #[arg(long, global = true, env = "NJP_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Less output: no progress bars, no summaries.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    /// Never draw progress bars.
+    #[arg(long, global = true, env = "NJP_NO_PROGRESS")]
+    pub(crate) no_progress: bool,
+    /// Worker threads [default: all cores].
+    #[arg(long, global = true, env = "NJP_THREADS")]
+    pub(crate) threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Import local files as a cataloged dataset.
+    Import(commands::import::ImportArgs),
+    /// Run SQL over the catalog: every dataset is a table.
+    Sql(commands::sql::SqlArgs),
+    /// List, show, remove and clean up datasets.
+    #[command(subcommand)]
+    Catalog(commands::catalog::CatalogCommand),
+    /// The small bundled samples used by the quickstart and the tests.
+    #[command(subcommand)]
+    Samples(commands::samples::SamplesCommand),
+}

@@ -1,0 +1,27 @@
+//! `njp`: the nanochat-jp command line. Parsing, logging and exit codes live here; each verb is a
+//! module under `commands/`.
+
+mod cli;
+mod commands;
+mod logging;
+mod printer;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli.global);
+    match commands::run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            if printer::is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            printer::error(&err);
+            ExitCode::from(2)
+        }
+    }
+}
