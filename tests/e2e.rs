@@ -1,1 +1,7 @@
-fn main(){}
+//! End-to-end tests of the `njp` binary: one test binary, one module per verb.
+
+mod common;
+mod import_errors;
+mod import_ok;
+mod kill;
+mod sql;
