@@ -313,10 +313,13 @@ where
     progress.start(Phase::Count, None);
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
+    let mut chars = 0u64;
     for d in docs {
-        if max_chars.is_some_and(|m| counter.chars() >= m) {
+        if max_chars.is_some_and(|m| chars >= m) {
             break;
         }
+        let n = d.as_ref().chars().count();
+        chars += doc_cap.map_or(n, |c| n.min(c)) as u64;
         batch_bytes += d.as_ref().len();
         batch.push(d);
         if batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
@@ -373,27 +376,32 @@ struct Slot {
     words: Vec<u32>,
 }
 
+/// Pair -> slot, sharded by a hash of the pair so that the index is built in parallel without
+/// per-thread copies (each shard is built by one task scanning all words).
 struct PairIndex {
-    slots: FxHashMap<u64, Slot>,
+    shards: Vec<FxHashMap<u64, Slot>>,
+    shift: u32,
+    /// Word-list entries at build time (the rebuild trigger uses it).
+    entries: usize,
 }
 
 impl PairIndex {
     fn build(words: &Words) -> Self {
-        let n = words.n();
-        let pieces = (rayon::current_num_threads() * 4).max(1);
-        let step = n.div_ceil(pieces).max(1);
-        let locals: Vec<FxHashMap<u64, Slot>> = (0..n)
-            .step_by(step)
-            .collect::<Vec<_>>()
+        let n_shards = (rayon::current_num_threads() * 2).next_power_of_two();
+        let shift = 64 - n_shards.trailing_zeros();
+        let shards: Vec<FxHashMap<u64, Slot>> = (0..n_shards)
             .into_par_iter()
-            .map(|lo| {
-                let hi = (lo + step).min(n);
+            .map(|sh| {
                 let mut m: FxHashMap<u64, Slot> = FxHashMap::default();
-                for w in lo..hi {
+                for w in 0..words.n() {
                     let s = &words.ids[words.start[w]..words.start[w] + words.len[w] as usize];
                     let c = words.count[w];
                     for p in s.windows(2) {
-                        let slot = m.entry(pair_key(p[0], p[1])).or_default();
+                        let key = pair_key(p[0], p[1]);
+                        if shard_of(key, shift) != sh {
+                            continue;
+                        }
+                        let slot = m.entry(key).or_default();
                         slot.count += c;
                         if slot.words.last() != Some(&(w as u32)) {
                             slot.words.push(w as u32);
@@ -403,26 +411,39 @@ impl PairIndex {
                 m
             })
             .collect();
-        let mut it = locals.into_iter();
-        let mut slots = it.next().unwrap_or_default();
-        for m in it {
-            for (k, s) in m {
-                let g = slots.entry(k).or_default();
-                g.count += s.count;
-                g.words.extend(s.words);
-            }
-        }
-        PairIndex { slots }
+        let entries = shards.iter().flat_map(|m| m.values()).map(|s| s.words.len()).sum();
+        PairIndex { shards, shift, entries }
+    }
+
+    #[inline]
+    fn map(&mut self, key: u64) -> &mut FxHashMap<u64, Slot> {
+        let i = shard_of(key, self.shift);
+        &mut self.shards[i]
+    }
+
+    #[inline]
+    fn count(&self, key: u64) -> i64 {
+        self.shards[shard_of(key, self.shift)].get(&key).map_or(0, |s| s.count)
+    }
+
+    fn heap(&self) -> BinaryHeap<Job> {
+        self.shards
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter(|(_, s)| s.count > 0)
+            .map(|(&k, s)| Job { count: s.count, pair: std::cmp::Reverse(k) })
+            .collect()
     }
 }
 
-/// Changes one merge makes to the pair index, accumulated per word range.
-#[derive(Default)]
-struct Deltas {
-    count: FxHashMap<u64, i64>,
-    /// (pair, word) for pairs a word gained.
-    gained: Vec<(u64, u32)>,
+#[inline]
+fn shard_of(key: u64, shift: u32) -> usize {
+    if shift >= 64 { 0 } else { (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize }
 }
+
+/// Changes one merge makes to the pair index in one word range: per pair, the count delta and
+/// the words (ascending, each once) that gained it.
+type Deltas = FxHashMap<u64, (i64, Vec<u32>)>;
 
 /// Merges `(a, b)` into `new` in one word, in place. Mirrors rustbpe's delta rules exactly.
 #[inline]
@@ -461,8 +482,19 @@ fn merge_word(
     *len = wr as u32;
 }
 
-/// Below this many words a merge runs on the calling thread.
+/// The index is never rebuilt for fewer stale entries than this (small in unit tests so that
+/// the rebuild path is exercised).
+#[cfg(not(test))]
+const REBUILD_MIN: usize = 1 << 20;
+#[cfg(test)]
+const REBUILD_MIN: usize = 16;
+
+/// Below this many words a merge runs on the calling thread (tiny in unit tests so that both
+/// paths are compared with the reference trainer).
+#[cfg(not(test))]
 const PAR_MIN_WORDS: usize = 4096;
+#[cfg(test)]
+const PAR_MIN_WORDS: usize = 2;
 
 /// Heap entry: max count first, then the smaller pair (rustbpe's order).
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -480,12 +512,11 @@ fn merge_loop(
     let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
     let mut by_bytes: FxHashMap<Vec<u8>, u32> =
         tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-    let mut heap: BinaryHeap<Job> = index
-        .slots
-        .iter()
-        .filter(|(_, s)| s.count > 0)
-        .map(|(&k, s)| Job { count: s.count, pair: std::cmp::Reverse(k) })
-        .collect();
+    let mut heap = index.heap();
+    // Word lists keep stale entries (words that lost a pair whose count is still positive). Once
+    // as many entries were added as the index held when built, it is rebuilt from the words:
+    // exact same counts, so the same merges, with bounded memory.
+    let mut pushed = 0usize;
     let mut dups = 0u32;
     let mut done = 0u32;
     let report_every = (n_merges / 200).max(1);
@@ -494,7 +525,7 @@ fn merge_loop(
     while done < n_merges {
         let Some(job) = heap.pop() else { break };
         let key = job.pair.0;
-        let current = index.slots.get(&key).map_or(0, |s| s.count);
+        let current = index.count(key);
         if job.count != current {
             // Stale: counts of existing pairs only fall, except pairs that just gained (those
             // were pushed again with their new count), so a too-low entry is simply dropped.
@@ -526,26 +557,22 @@ fn merge_loop(
             }
         };
 
-        let mut list = std::mem::take(&mut index.slots.get_mut(&key).expect("present").words);
+        let mut list = std::mem::take(&mut index.map(key).get_mut(&key).expect("present").words);
         list.sort_unstable();
         list.dedup();
 
         let mut gained: Vec<u64> = Vec::new();
         if !parallel || list.len() < PAR_MIN_WORDS {
-            let slots = &mut index.slots;
+            let slots = &mut *index;
             let Words { ids, start, len, count } = &mut words;
             for &w in &list {
                 let wi = w as usize;
                 let s = start[wi];
                 merge_word(&mut ids[s..start[wi + 1]], &mut len[wi], (a, b, new), count[wi], w, &mut |p, dc, g| {
-                    let slot = slots.entry(p).or_default();
-                    slot.count += dc;
-                    if let Some(w) = g {
-                        slot.words.push(w);
-                        gained.push(p);
-                    }
+                    apply_delta(slots, p, dc, g, &mut gained);
                 });
             }
+            pushed += gained.len();
         } else {
             let parts = split_words(&mut words, &list, rayon::current_num_threads() * 4);
             let deltas: Vec<Deltas> = parts
@@ -557,38 +584,90 @@ fn merge_loop(
                         let s = part.start[wi] - part.base;
                         let e = part.start[wi + 1] - part.base;
                         merge_word(&mut part.ids[s..e], &mut part.len[wi], (a, b, new), part.count[wi], w, &mut |p, dc, g| {
-                            *d.count.entry(p).or_insert(0) += dc;
-                            if let Some(w) = g {
-                                d.gained.push((p, w));
+                            let (c, ws) = d.entry(p).or_default();
+                            *c += dc;
+                            if let Some(w) = g
+                                && ws.last() != Some(&w)
+                            {
+                                ws.push(w);
                             }
                         });
                     }
                     d
                 })
                 .collect();
-            for d in deltas {
-                for (p, dc) in d.count {
-                    index.slots.entry(p).or_default().count += dc;
+            // Gains first (they create slots), then the net counts, which may empty a slot.
+            for d in &deltas {
+                for (&p, (_, ws)) in d {
+                    if !ws.is_empty() {
+                        index.map(p).entry(p).or_default().words.extend_from_slice(ws);
+                        pushed += ws.len();
+                        gained.push(p);
+                    }
                 }
-                for (p, w) in d.gained {
-                    index.slots.entry(p).or_default().words.push(w);
-                    gained.push(p);
+            }
+            // Increases before decreases: summed per range, a count could otherwise touch zero
+            // (and free its slot) before another range's increase of the same pair is applied.
+            for positive in [true, false] {
+                for d in &deltas {
+                    for (&p, &(dc, _)) in d {
+                        if (dc > 0) == positive {
+                            apply_delta(index, p, dc, None, &mut gained);
+                        }
+                    }
                 }
             }
         }
-        index.slots.remove(&key);
+        index.map(key).remove(&key);
+        if pushed > index.entries.max(REBUILD_MIN) {
+            *index = PairIndex::build(&words);
+            heap = index.heap();
+            pushed = 0;
+            continue;
+        }
         gained.sort_unstable();
         gained.dedup();
         for p in gained {
-            if let Some(s) = index.slots.get(&p)
-                && s.count > 0
-            {
-                heap.push(Job { count: s.count, pair: std::cmp::Reverse(p) });
+            let c = index.count(p);
+            if c > 0 {
+                heap.push(Job { count: c, pair: std::cmp::Reverse(p) });
             }
         }
     }
     progress.update(Phase::Merge, u64::from(done));
     (tokens, dups)
+}
+
+/// Applies one count delta; a pair whose count reaches zero occurs nowhere any more, so its slot
+/// (and its list of stale word indices) is freed.
+#[inline]
+fn apply_delta(index: &mut PairIndex, p: u64, dc: i64, g: Option<u32>, gained: &mut Vec<u64>) {
+    use std::collections::hash_map::Entry;
+    match index.map(p).entry(p) {
+        Entry::Occupied(mut e) => {
+            let s = e.get_mut();
+            s.count += dc;
+            if let Some(w) = g
+                && s.words.last() != Some(&w)
+            {
+                s.words.push(w);
+                gained.push(p);
+            }
+            if s.count == 0 {
+                e.remove();
+            }
+        }
+        Entry::Vacant(e) => {
+            if dc <= 0 && g.is_none() {
+                return; // the merged pair itself, already emptied
+            }
+            let s = e.insert(Slot { count: dc, words: Vec::new() });
+            if let Some(w) = g {
+                s.words.push(w);
+                gained.push(p);
+            }
+        }
+    }
 }
 
 /// A contiguous range of words, mutably borrowed, with the sorted word list that falls in it.
@@ -707,7 +786,9 @@ mod tests {
             ("bca", 2),
         ];
         for m in [1, 5, 20, 40] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
             let got = train_chunks(&chunks, m);
+            assert_eq!(got, pool.install(|| train_chunks(&chunks, m)), "parallel path, {m} merges");
             let want = reference(&chunks, 10_000);
             let want: Vec<_> = want.into_iter().take(256 + m as usize).collect();
             assert_eq!(got, want, "{m} merges");
