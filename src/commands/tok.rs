@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
 use njp_tokenizer::{
-    ChunkCounter, Phase, Progress, RenderError, SplitPattern, Tokenizer, TrainConfig, TruncationPolicy,
+    ChunkCounter, Phase, Progress, SplitPattern, Tokenizer, TrainConfig, TruncationPolicy,
     parse_conversation_json,
 };
 
@@ -125,16 +125,24 @@ pub(crate) fn run(ctx: &Ctx, cmd: TokCommand) -> anyhow::Result<ExitStatus> {
 }
 
 fn load_tokenizer(ctx: &Ctx, arg: &TokenizerArg) -> anyhow::Result<Tokenizer> {
-    let dir = arg.tokenizer.clone().or_else(|| ctx.settings.tokenizer.clone()).ok_or_else(|| {
-        anyhow::Error::new(Hint("pass --tokenizer DIR, set NJP_TOKENIZER, or set `tokenizer` in njp.toml".into()))
+    let dir = arg
+        .tokenizer
+        .clone()
+        .or_else(|| ctx.settings.tokenizer.clone())
+        .ok_or_else(|| {
+            anyhow::Error::new(Hint(
+                "pass --tokenizer DIR, set NJP_TOKENIZER, or set `tokenizer` in njp.toml".into(),
+            ))
             .context("no tokenizer given")
-    })?;
+        })?;
     Tokenizer::load(&dir).with_context(|| format!("loading tokenizer {}", dir.display()))
 }
 
 fn read_stdin() -> anyhow::Result<String> {
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading stdin (it must be UTF-8)")?;
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading stdin (it must be UTF-8)")?;
     Ok(s)
 }
 
@@ -212,7 +220,10 @@ impl Feeder<'_> {
 }
 
 fn is_jsonl(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "json" | "ndjson"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("jsonl" | "json" | "ndjson")
+    )
 }
 
 /// Reads one input file into the feeder. Returns false when `max_chars` stopped reading.
@@ -224,7 +235,9 @@ fn feed_file(path: &Path, feeder: &mut Feeder<'_>, bar: &ProgressBar) -> anyhow:
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        let n = r.read_until(b'\n', &mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = r
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             return Ok(true);
         }
@@ -234,7 +247,11 @@ fn feed_file(path: &Path, feeder: &mut Feeder<'_>, bar: &ProgressBar) -> anyhow:
             .map_err(|e| anyhow::anyhow!("{}:{line_no}: not UTF-8 ({e})", path.display()))?;
         let line = line.strip_suffix('\n').unwrap_or(line);
         let line = line.strip_suffix('\r').unwrap_or(line);
-        let line = if line_no == 1 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
+        let line = if line_no == 1 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -243,7 +260,10 @@ fn feed_file(path: &Path, feeder: &mut Feeder<'_>, bar: &ProgressBar) -> anyhow:
                 .map_err(|e| anyhow::anyhow!("{}:{line_no}: invalid JSON: {e}", path.display()))?;
             match v.get("text") {
                 Some(serde_json::Value::String(s)) => s.clone(),
-                _ => bail!("{}:{line_no}: expected an object with a string field `text`", path.display()),
+                _ => bail!(
+                    "{}:{line_no}: expected an object with a string field `text`",
+                    path.display()
+                ),
             }
         } else {
             line.to_string()
@@ -263,7 +283,11 @@ fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     let pattern: SplitPattern = a.pattern.parse()?;
-    let config = TrainConfig { vocab_size: a.vocab_size, pattern: pattern.clone(), ..TrainConfig::default() };
+    let config = TrainConfig {
+        vocab_size: a.vocab_size,
+        pattern: pattern.clone(),
+        ..TrainConfig::default()
+    };
     config.merges()?;
     let cap = (a.doc_cap > 0).then_some(a.doc_cap);
     let t0 = Instant::now();
@@ -271,11 +295,21 @@ fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitStatus> {
     let total_bytes: u64 = a
         .input
         .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).with_context(|| format!("reading {}", f.display())))
+        .map(|f| {
+            std::fs::metadata(f)
+                .map(|m| m.len())
+                .with_context(|| format!("reading {}", f.display()))
+        })
         .sum::<anyhow::Result<u64>>()?;
     let bar = p.bar(total_bytes, "count");
-    let mut feeder =
-        Feeder { counter: &mut counter, batch: Vec::new(), batch_bytes: 0, chars: 0, max_chars: a.max_chars, cap };
+    let mut feeder = Feeder {
+        counter: &mut counter,
+        batch: Vec::new(),
+        batch_bytes: 0,
+        chars: 0,
+        max_chars: a.max_chars,
+        cap,
+    };
     for f in &a.input {
         if !feed_file(f, &mut feeder, &bar)? {
             break;
@@ -287,11 +321,15 @@ fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitStatus> {
     if counted.documents == 0 {
         bail!("no documents in the input");
     }
-    let bars = Bars { printer: *p, bar: Mutex::new(None) };
+    let bars = Bars {
+        printer: *p,
+        bar: Mutex::new(None),
+    };
     let (tok, mut stats) = counter.train(&config, &bars)?;
     let total = t0.elapsed().as_secs_f64();
     stats.count_seconds = counted.count_seconds;
-    tok.save_with_stats(&a.out, &stats).with_context(|| format!("saving to {}", a.out.display()))?;
+    tok.save_with_stats(&a.out, &stats)
+        .with_context(|| format!("saving to {}", a.out.display()))?;
     p.info(format!(
         "trained {} tokens ({} merges, pattern {}) on {} documents / {} chars in {:.1} s \
          (count {:.1} s, index {:.1} s, merge {:.1} s, {} threads); {} unique chunks",
@@ -337,7 +375,8 @@ fn encode(ctx: &Ctx, a: EncodeArgs) -> anyhow::Result<ExitStatus> {
             ctx.printer.out(serde_json::to_string(&ids)?)?;
         }
     } else {
-        ctx.printer.out(serde_json::to_string(&tok.encode(&text))?)?;
+        ctx.printer
+            .out(serde_json::to_string(&tok.encode(&text))?)?;
     }
     Ok(ExitStatus::Success)
 }
@@ -350,9 +389,16 @@ fn decode(ctx: &Ctx, a: DecodeArgs) -> anyhow::Result<ExitStatus> {
     let tok = load_tokenizer(ctx, &a.tok)?;
     let text = read_stdin()?;
     if a.lines {
-        for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, l) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let ids = parse_ids(l, &format!("stdin line {}", i + 1))?;
-            ctx.printer.out(tok.decode(&ids).with_context(|| format!("stdin line {}", i + 1))?)?;
+            ctx.printer.out(
+                tok.decode(&ids)
+                    .with_context(|| format!("stdin line {}", i + 1))?,
+            )?;
         }
     } else {
         let ids = parse_ids(&text, "stdin")?;
@@ -371,12 +417,17 @@ fn render(ctx: &Ctx, a: RenderArgs) -> anyhow::Result<ExitStatus> {
     let docs: Vec<(usize, &str)> = if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
         vec![(1, text.as_str())]
     } else {
-        text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty()).collect()
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l))
+            .filter(|(_, l)| !l.trim().is_empty())
+            .collect()
     };
     let mut renderer = njp_tokenizer::ChatRenderer::new(&tok, a.max_tokens, a.policy);
     let color = std::io::stdout().is_terminal();
     for (line, doc) in docs {
-        let conv = parse_conversation_json(doc).map_err(|e| anyhow::anyhow!("stdin line {line}: {e}"))?;
+        let conv =
+            parse_conversation_json(doc).map_err(|e| anyhow::anyhow!("stdin line {line}: {e}"))?;
         if a.completion {
             let ids = tok
                 .render_for_completion(&conv, a.max_tokens)
@@ -385,7 +436,8 @@ fn render(ctx: &Ctx, a: RenderArgs) -> anyhow::Result<ExitStatus> {
                 let mask = vec![0u8; ids.len()];
                 ctx.printer.out(show(&tok, &ids, &mask, color))?;
             } else {
-                ctx.printer.out(serde_json::to_string(&serde_json::json!({ "ids": ids }))?)?;
+                ctx.printer
+                    .out(serde_json::to_string(&serde_json::json!({ "ids": ids }))?)?;
             }
             continue;
         }
@@ -398,11 +450,7 @@ fn render(ctx: &Ctx, a: RenderArgs) -> anyhow::Result<ExitStatus> {
                 }
             }
             Ok(None) => {}
-            Err(e @ (RenderError::TooLong { .. } | RenderError::NoSupervision { .. })) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("stdin line {line}"))
-                    .context(Hint("use --policy drop or --policy truncate, or raise --max-tokens".into())));
-            }
+            // RenderError's messages already say which policy accepts the row.
             Err(e) => return Err(anyhow::Error::new(e).context(format!("stdin line {line}"))),
         }
     }
@@ -445,12 +493,22 @@ fn compare(ctx: &Ctx, a: CompareArgs) -> anyhow::Result<ExitStatus> {
     let toks: Vec<(PathBuf, Tokenizer)> = a
         .tokenizer
         .iter()
-        .map(|d| Ok((d.clone(), Tokenizer::load(d).with_context(|| format!("loading tokenizer {}", d.display()))?)))
+        .map(|d| {
+            Ok((
+                d.clone(),
+                Tokenizer::load(d).with_context(|| format!("loading tokenizer {}", d.display()))?,
+            ))
+        })
         .collect::<anyhow::Result<_>>()?;
     let texts: Vec<(PathBuf, String)> = a
         .text
         .iter()
-        .map(|f| Ok((f.clone(), std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)))
+        .map(|f| {
+            Ok((
+                f.clone(),
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            ))
+        })
         .collect::<anyhow::Result<_>>()?;
     if !a.json {
         ctx.printer.out(format!(
@@ -491,5 +549,9 @@ fn compare(ctx: &Ctx, a: CompareArgs) -> anyhow::Result<ExitStatus> {
 fn short(p: &Path) -> String {
     let s = p.display().to_string();
     let n = s.chars().count();
-    if n <= 28 { s } else { format!("…{}", s.chars().skip(n - 27).collect::<String>()) }
+    if n <= 28 {
+        s
+    } else {
+        format!("…{}", s.chars().skip(n - 27).collect::<String>())
+    }
 }

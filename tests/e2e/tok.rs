@@ -7,14 +7,19 @@ use std::process::{Command, Output, Stdio};
 fn njp(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_njp"))
         .args(args)
-        .env("NJP_NO_PROGRESS", "1")
+        .env("NJP_NO_PROGRESS", "true")
         .env_remove("NJP_TOKENIZER")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn njp");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -31,7 +36,16 @@ fn train_encode_decode_render_compare() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tok");
     let o = njp(
-        &["tok", "train", "--input", sample().to_str().unwrap(), "--vocab-size", "1200", "--out", out.to_str().unwrap()],
+        &[
+            "tok",
+            "train",
+            "--input",
+            sample().to_str().unwrap(),
+            "--vocab-size",
+            "1200",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         "",
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -41,11 +55,20 @@ fn train_encode_decode_render_compare() {
     assert!(err.contains("--doc-cap 10000"), "{err}");
     let t = out.to_str().unwrap();
 
-    let o = njp(&["tok", "encode", "--tokenizer", t], "吾輩は猫である。<|bos|>");
+    let o = njp(
+        &["tok", "encode", "--tokenizer", t],
+        "吾輩は猫である。<|bos|>",
+    );
     assert!(o.status.success());
     let ids: Vec<u32> = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert!(ids.iter().all(|&i| i < 1191), "special text must not become a special id: {ids:?}");
-    let o = njp(&["tok", "decode", "--tokenizer", t], &serde_json::to_string(&ids).unwrap());
+    assert!(
+        ids.iter().all(|&i| i < 1191),
+        "special text must not become a special id: {ids:?}"
+    );
+    let o = njp(
+        &["tok", "decode", "--tokenizer", t],
+        &serde_json::to_string(&ids).unwrap(),
+    );
     assert_eq!(stdout(&o), "吾輩は猫である。<|bos|>");
 
     let conv = r#"{"messages":[{"role":"user","content":"こんにちは"},{"role":"assistant","content":"はい。"}]}"#;
@@ -53,21 +76,53 @@ fn train_encode_decode_render_compare() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(r["ids"][0], 1191); // <|bos|>
-    assert_eq!(r["ids"].as_array().unwrap().len(), r["mask"].as_array().unwrap().len());
+    assert_eq!(
+        r["ids"].as_array().unwrap().len(),
+        r["mask"].as_array().unwrap().len()
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 kept"));
 
     // Too long under the default policy: exit 2 with a hint; drop: nothing, exit 0.
-    let o = njp(&["tok", "render", "--tokenizer", t, "--max-tokens", "4"], conv);
+    let o = njp(
+        &["tok", "render", "--tokenizer", t, "--max-tokens", "4"],
+        conv,
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("exceed the limit of 4") && err.contains("hint:"), "{err}");
-    let o = njp(&["tok", "render", "--tokenizer", t, "--max-tokens", "4", "--policy", "drop"], conv);
+    assert!(
+        err.contains("exceed the limit of 4") && err.contains("truncate"),
+        "{err}"
+    );
+    let o = njp(
+        &[
+            "tok",
+            "render",
+            "--tokenizer",
+            t,
+            "--max-tokens",
+            "4",
+            "--policy",
+            "drop",
+        ],
+        conv,
+    );
     assert!(o.status.success());
     assert_eq!(stdout(&o), "");
 
     let text = dir.path().join("held.txt");
     std::fs::write(&text, "吾輩は猫である。\n名前はまだ無い。\n").unwrap();
-    let o = njp(&["tok", "compare", "--json", "--tokenizer", t, "--text", text.to_str().unwrap()], "");
+    let o = njp(
+        &[
+            "tok",
+            "compare",
+            "--json",
+            "--tokenizer",
+            t,
+            "--text",
+            text.to_str().unwrap(),
+        ],
+        "",
+    );
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["bytes"], 48);
@@ -80,13 +135,38 @@ fn bad_input_names_file_and_line() {
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"text\": \"ok\"}\n{\"txt\": 1}\n").unwrap();
     let out = dir.path().join("tok");
-    let o = njp(&["tok", "train", "--input", bad.to_str().unwrap(), "--vocab-size", "300", "--out", out.to_str().unwrap()], "");
+    let o = njp(
+        &[
+            "tok",
+            "train",
+            "--input",
+            bad.to_str().unwrap(),
+            "--vocab-size",
+            "300",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.jsonl:2") && err.contains("`text`"), "{err}");
+    assert!(
+        err.contains("bad.jsonl:2") && err.contains("`text`"),
+        "{err}"
+    );
     assert!(!out.exists(), "nothing is written on error");
 
-    let o = njp(&["tok", "train", "--dataset", "wiki", "--out", out.to_str().unwrap()], "");
+    let o = njp(
+        &[
+            "tok",
+            "train",
+            "--dataset",
+            "wiki",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not available yet"));
 }

@@ -18,11 +18,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let t = std::time::Instant::now();
-    let lines = std::io::BufReader::new(std::fs::File::open(&a[1])?).lines().map_while(Result::ok);
+    let lines = std::io::BufReader::new(std::fs::File::open(&a[1])?)
+        .lines()
+        .map_while(Result::ok);
     let (tok, stats) =
         njp_tokenizer::train_from_iter(lines, &config, None, None, &njp_tokenizer::NoProgress)?;
     let secs = t.elapsed().as_secs_f64();
     tok.save_with_stats(&a[4], &stats)?;
-    println!("{{\"seconds\": {secs:.3}, \"stats\": {}}}", serde_json::to_string(&stats)?);
+    println!(
+        "{{\"seconds\": {secs:.3}, \"stats\": {}}}",
+        serde_json::to_string(&stats)?
+    );
     Ok(())
 }

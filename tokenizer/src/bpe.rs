@@ -48,7 +48,9 @@ impl Bpe {
             }
             let id = u32::try_from(id).map_err(|_| Error::Vocab("more than 2^32 tokens".into()))?;
             if let Some(prev) = encoder.insert(t.clone(), id) {
-                return Err(Error::Vocab(format!("tokens {prev} and {id} have the same bytes {t:?}")));
+                return Err(Error::Vocab(format!(
+                    "tokens {prev} and {id} have the same bytes {t:?}"
+                )));
             }
         }
         let mut byte_ids = [NONE; 256];
@@ -65,7 +67,12 @@ impl Bpe {
                 }
             }
         }
-        Ok(Bpe { tokens, encoder, byte_ids, pairs })
+        Ok(Bpe {
+            tokens,
+            encoder,
+            byte_ids,
+            pairs,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -56,7 +56,9 @@ impl FromStr for TruncationPolicy {
             "error" => Ok(TruncationPolicy::Error),
             "drop" => Ok(TruncationPolicy::Drop),
             "truncate" => Ok(TruncationPolicy::Truncate),
-            o => Err(format!("unknown truncation policy `{o}` (expected error, drop or truncate)")),
+            o => Err(format!(
+                "unknown truncation policy `{o}` (expected error, drop or truncate)"
+            )),
         }
     }
 }
@@ -122,7 +124,11 @@ pub enum RenderOutcome {
         cut_messages: usize,
     },
     /// No row.
-    Dropped { reason: DropReason, full_tokens: usize, full_supervised: usize },
+    Dropped {
+        reason: DropReason,
+        full_tokens: usize,
+        full_supervised: usize,
+    },
 }
 
 impl RenderOutcome {
@@ -146,7 +152,11 @@ pub enum RenderError {
     #[error(
         "conversation `{id}`: {tokens} tokens exceed the limit of {max} (truncation policy `error`; use `drop` or `truncate` to accept it)"
     )]
-    TooLong { id: String, tokens: usize, max: usize },
+    TooLong {
+        id: String,
+        tokens: usize,
+        max: usize,
+    },
     /// No supervised token under [`TruncationPolicy::Error`].
     #[error("conversation `{id}`: no assistant turn, so no supervised tokens")]
     NoSupervision { id: String },
@@ -196,7 +206,12 @@ impl RenderReport {
                 self.supervised_in += r.supervised() as u64;
                 self.supervised_out += r.supervised() as u64;
             }
-            RenderOutcome::Truncated { rendered, full_tokens, full_supervised, .. } => {
+            RenderOutcome::Truncated {
+                rendered,
+                full_tokens,
+                full_supervised,
+                ..
+            } => {
                 self.rows_truncated += 1;
                 self.tokens_in += *full_tokens as u64;
                 self.tokens_out += rendered.len() as u64;
@@ -204,7 +219,11 @@ impl RenderReport {
                 self.supervised_in += *full_supervised as u64;
                 self.supervised_out += rendered.supervised() as u64;
             }
-            RenderOutcome::Dropped { reason, full_tokens, full_supervised } => {
+            RenderOutcome::Dropped {
+                reason,
+                full_tokens,
+                full_supervised,
+            } => {
                 match reason {
                     DropReason::TooLong => self.rows_dropped_too_long += 1,
                     DropReason::NoSupervision => self.rows_dropped_unsupervised += 1,
@@ -273,7 +292,12 @@ pub struct ChatRenderer<'a> {
 impl<'a> ChatRenderer<'a> {
     /// A renderer for rows of at most `max_tokens` tokens.
     pub fn new(tok: &'a Tokenizer, max_tokens: usize, policy: TruncationPolicy) -> Self {
-        ChatRenderer { tok, max_tokens, policy, report: RenderReport::default() }
+        ChatRenderer {
+            tok,
+            max_tokens,
+            policy,
+            report: RenderReport::default(),
+        }
     }
 
     /// Renders one conversation and records the outcome.
@@ -337,14 +361,20 @@ struct Full {
 }
 
 fn invalid(conv: &Conversation, reason: impl Into<String>) -> RenderError {
-    RenderError::Invalid { id: conv.id.clone(), reason: reason.into() }
+    RenderError::Invalid {
+        id: conv.id.clone(),
+        reason: reason.into(),
+    }
 }
 
 fn plain_text(conv: &Conversation, i: usize, m: &Message) -> Result<String, RenderError> {
     if let Some(p) = m.parts.iter().find(|p| p.kind != PartKind::Text) {
         return Err(invalid(
             conv,
-            format!("message {i} ({}) has a `{}` part; only assistant messages may", m.role, p.kind),
+            format!(
+                "message {i} ({}) has a `{}` part; only assistant messages may",
+                m.role, p.kind
+            ),
         ));
     }
     Ok(m.parts.iter().map(|p| p.text.as_str()).collect())
@@ -364,12 +394,20 @@ impl Tokenizer {
                 Some(m) if m.role == Role::User => {
                     (Some(format!("{sys}\n\n{}", plain_text(conv, 1, m)?)), 2)
                 }
-                _ => return Err(invalid(conv, "a system message must be followed by a user message")),
+                _ => {
+                    return Err(invalid(
+                        conv,
+                        "a system message must be followed by a user message",
+                    ));
+                }
             }
         } else {
             (None, 0)
         };
-        let mut r = Rendered { ids: vec![ids.bos], mask: vec![0] };
+        let mut r = Rendered {
+            ids: vec![ids.bos],
+            mask: vec![0],
+        };
         let mut turn_ends = Vec::new();
         let push = |r: &mut Rendered, toks: &[u32], m: u8| {
             r.ids.extend_from_slice(toks);
@@ -383,11 +421,18 @@ impl Tokenizer {
             n += 1;
         }
         for (i, m) in msgs.iter().enumerate().skip(rest_from) {
-            let want = if n % 2 == 0 { Role::User } else { Role::Assistant };
+            let want = if n % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            };
             if m.role != want {
                 return Err(invalid(
                     conv,
-                    format!("message {i} is `{}` but `{want}` was expected (roles must alternate user, assistant, …)", m.role),
+                    format!(
+                        "message {i} is `{}` but `{want}` was expected (roles must alternate user, assistant, …)",
+                        m.role
+                    ),
                 ));
             }
             match m.role {
@@ -421,7 +466,11 @@ impl Tokenizer {
             }
             n += 1;
         }
-        Ok(Full { r, turn_ends, messages: n })
+        Ok(Full {
+            r,
+            turn_ends,
+            messages: n,
+        })
     }
 
     /// Renders a conversation for training and says what the policy did.
@@ -440,21 +489,38 @@ impl Tokenizer {
         let full_supervised = full.r.supervised();
         if full_supervised == 0 {
             return match policy {
-                TruncationPolicy::Error => Err(RenderError::NoSupervision { id: conv.id.clone() }),
-                _ => Ok(RenderOutcome::Dropped { reason: DropReason::NoSupervision, full_tokens, full_supervised }),
+                TruncationPolicy::Error => Err(RenderError::NoSupervision {
+                    id: conv.id.clone(),
+                }),
+                _ => Ok(RenderOutcome::Dropped {
+                    reason: DropReason::NoSupervision,
+                    full_tokens,
+                    full_supervised,
+                }),
             };
         }
         if full_tokens <= max_tokens {
             return Ok(RenderOutcome::Kept(full.r));
         }
-        let dropped = RenderOutcome::Dropped { reason: DropReason::TooLong, full_tokens, full_supervised };
+        let dropped = RenderOutcome::Dropped {
+            reason: DropReason::TooLong,
+            full_tokens,
+            full_supervised,
+        };
         match policy {
-            TruncationPolicy::Error => {
-                Err(RenderError::TooLong { id: conv.id.clone(), tokens: full_tokens, max: max_tokens })
-            }
+            TruncationPolicy::Error => Err(RenderError::TooLong {
+                id: conv.id.clone(),
+                tokens: full_tokens,
+                max: max_tokens,
+            }),
             TruncationPolicy::Drop => Ok(dropped),
             TruncationPolicy::Truncate => {
-                match full.turn_ends.iter().rev().find(|(len, _)| *len <= max_tokens) {
+                match full
+                    .turn_ends
+                    .iter()
+                    .rev()
+                    .find(|(len, _)| *len <= max_tokens)
+                {
                     None => Ok(dropped),
                     Some(&(len, kept)) => {
                         let mut r = full.r;
@@ -483,7 +549,9 @@ impl Tokenizer {
         max_tokens: usize,
         policy: TruncationPolicy,
     ) -> Result<Option<Rendered>, RenderError> {
-        Ok(self.render_outcome(conv, max_tokens, policy)?.into_rendered())
+        Ok(self
+            .render_outcome(conv, max_tokens, policy)?
+            .into_rendered())
     }
 
     /// The prompt for generation: the conversation without its final assistant message (if it
@@ -492,19 +560,30 @@ impl Tokenizer {
     /// # Errors
     /// A malformed conversation, one that does not end with a user turn once the final
     /// assistant message is removed, or a prompt longer than `max_tokens` (never cut).
-    pub fn render_for_completion(&self, conv: &Conversation, max_tokens: usize) -> Result<Vec<u32>, RenderError> {
+    pub fn render_for_completion(
+        &self,
+        conv: &Conversation,
+        max_tokens: usize,
+    ) -> Result<Vec<u32>, RenderError> {
         let mut c = conv.clone();
         if c.messages.last().is_some_and(|m| m.role == Role::Assistant) {
             c.messages.pop();
         }
         if c.messages.last().is_none_or(|m| m.role != Role::User) {
-            return Err(invalid(conv, "a completion prompt must end with a user message"));
+            return Err(invalid(
+                conv,
+                "a completion prompt must end with a user message",
+            ));
         }
         let full = self.render_full(&c)?;
         let mut ids = full.r.ids;
         ids.push(self.special(Special::AssistantStart)?);
         if ids.len() > max_tokens {
-            return Err(RenderError::TooLong { id: conv.id.clone(), tokens: ids.len(), max: max_tokens });
+            return Err(RenderError::TooLong {
+                id: conv.id.clone(),
+                tokens: ids.len(),
+                max: max_tokens,
+            });
         }
         Ok(ids)
     }
@@ -517,7 +596,8 @@ impl Tokenizer {
 /// # Errors
 /// A message naming what is wrong.
 pub fn parse_conversation_json(text: &str) -> Result<Conversation, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let msgs = v
         .get("messages")
         .and_then(|m| m.as_array())
@@ -559,12 +639,24 @@ pub fn parse_conversation_json(text: &str) -> Result<Conversation, String> {
                         .get("text")
                         .and_then(|t| t.as_str())
                         .ok_or_else(|| format!("message {i} part {j}: missing `text`"))?;
-                    Ok(Part { kind, text: text.to_string() })
+                    Ok(Part {
+                        kind,
+                        text: text.to_string(),
+                    })
                 })
                 .collect::<Result<_, String>>()?,
-            _ => return Err(format!("message {i}: `content` must be a string or a list of parts")),
+            _ => {
+                return Err(format!(
+                    "message {i}: `content` must be a string or a list of parts"
+                ));
+            }
         };
         messages.push(Message { role, parts });
     }
-    Ok(Conversation { id, messages, source: String::new(), meta: None })
+    Ok(Conversation {
+        id,
+        messages,
+        source: String::new(),
+        meta: None,
+    })
 }

@@ -24,7 +24,11 @@ pub enum Error {
     },
     /// A tokenizer file is malformed.
     #[error("{}{}: {reason}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Format { path: PathBuf, line: Option<usize>, reason: String },
+    Format {
+        path: PathBuf,
+        line: Option<usize>,
+        reason: String,
+    },
     /// A token id outside the vocabulary.
     #[error("token id {id} is outside the vocabulary (size {vocab_size})")]
     UnknownId { id: u32, vocab_size: usize },
@@ -38,10 +42,21 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
-    pub(crate) fn format(path: impl Into<PathBuf>, line: Option<usize>, reason: impl Into<String>) -> Self {
-        Error::Format { path: path.into(), line, reason: reason.into() }
+    pub(crate) fn format(
+        path: impl Into<PathBuf>,
+        line: Option<usize>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Format {
+            path: path.into(),
+            line,
+            reason: reason.into(),
+        }
     }
 }
 

@@ -113,7 +113,11 @@ pub fn read_tiktoken_ranks(path: &Path) -> Result<Vec<Vec<u8>>> {
             tokens.resize(rank + 1, None);
         }
         if tokens[rank].replace(bytes).is_some() {
-            return Err(Error::format(path, ln, format!("rank {rank} appears twice")));
+            return Err(Error::format(
+                path,
+                ln,
+                format!("rank {rank} appears twice"),
+            ));
         }
     }
     tokens
@@ -140,7 +144,10 @@ pub(crate) fn save(tok: &Tokenizer, dir: &Path, stats: Option<&TrainStats>) -> R
         special_tokens: tok
             .special_tokens()
             .iter()
-            .map(|s| SpecialEntry { name: s.clone(), id: tok.special_id(s).expect("own special") })
+            .map(|s| SpecialEntry {
+                name: s.clone(),
+                id: tok.special_id(s).expect("own special"),
+            })
             .collect(),
         training: stats.cloned(),
     };
@@ -159,7 +166,10 @@ pub(crate) fn load(dir: &Path) -> Result<Tokenizer> {
         return Err(Error::format(
             &meta_path,
             None,
-            format!("unsupported format {} version {}", meta.format, meta.version),
+            format!(
+                "unsupported format {} version {}",
+                meta.format, meta.version
+            ),
         ));
     }
     let ranks_path: PathBuf = dir.join(&meta.ranks_file);
@@ -169,7 +179,10 @@ pub(crate) fn load(dir: &Path) -> Result<Tokenizer> {
         return Err(Error::format(
             &ranks_path,
             None,
-            format!("checksum {sha} does not match {} in {META_FILE}", meta.ranks_sha256),
+            format!(
+                "checksum {sha} does not match {} in {META_FILE}",
+                meta.ranks_sha256
+            ),
         ));
     }
     let tokens = read_tiktoken_ranks(&ranks_path)?;
@@ -177,7 +190,11 @@ pub(crate) fn load(dir: &Path) -> Result<Tokenizer> {
         return Err(Error::format(
             &ranks_path,
             None,
-            format!("{} tokens, {META_FILE} says {}", tokens.len(), meta.mergeable_tokens),
+            format!(
+                "{} tokens, {META_FILE} says {}",
+                tokens.len(),
+                meta.mergeable_tokens
+            ),
         ));
     }
     let mut specials: Vec<&SpecialEntry> = meta.special_tokens.iter().collect();
@@ -187,14 +204,23 @@ pub(crate) fn load(dir: &Path) -> Result<Tokenizer> {
             return Err(Error::format(
                 &meta_path,
                 None,
-                format!("special token {} has id {}, expected {}", s.name, s.id, tokens.len() + i),
+                format!(
+                    "special token {} has id {}, expected {}",
+                    s.name,
+                    s.id,
+                    tokens.len() + i
+                ),
             ));
         }
     }
     let names: Vec<&str> = specials.iter().map(|s| s.name.as_str()).collect();
     let tok = Tokenizer::from_tokens(tokens, meta.pattern, &names)?;
     if tok.vocab_size() != meta.vocab_size {
-        return Err(Error::format(&meta_path, None, "vocab_size does not match the files"));
+        return Err(Error::format(
+            &meta_path,
+            None,
+            "vocab_size does not match the files",
+        ));
     }
     Ok(tok)
 }
@@ -204,7 +230,8 @@ pub fn bytes_to_unicode() -> [char; 256] {
     let mut map = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..=255u32 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         map[b as usize] = if printable {
             char::from_u32(b).expect("latin-1")
         } else {
@@ -232,8 +259,11 @@ pub fn hf_tokenizer_json(tok: &Tokenizer) -> Vec<u8> {
     for (id, s) in strings.iter().enumerate() {
         vocab.insert(s.clone(), json!(id));
     }
-    let mut pairs: Vec<(u32, u32, u32)> =
-        tok.pair_table().iter().map(|(&k, &v)| (v, (k >> 32) as u32, k as u32)).collect();
+    let mut pairs: Vec<(u32, u32, u32)> = tok
+        .pair_table()
+        .iter()
+        .map(|(&k, &v)| (v, (k >> 32) as u32, k as u32))
+        .collect();
     // By merged token rank, then by the length of the left part (shortest first).
     pairs.sort_by_key(|&(v, l, _)| (v, tok.token_bytes_of(l).map_or(0, <[u8]>::len)));
     let merges: Vec<Value> = pairs
@@ -269,38 +299,60 @@ pub fn hf_tokenizer_json(tok: &Tokenizer) -> Vec<u8> {
     out
 }
 
+/// What [`read_hf_tokenizer_json`] returns: token bytes by id, the split regex, and the special
+/// tokens with their ids.
+pub type HfContents = (Vec<Vec<u8>>, String, Vec<(String, u32)>);
+
 /// Reads the vocabulary (token bytes by id), the split regex and the special tokens back from
 /// a Hugging Face `tokenizer.json` with a byte-level BPE model (as written by
 /// [`hf_tokenizer_json`]).
 ///
 /// # Errors
 /// A file that is not byte-level BPE JSON of that shape.
-pub fn read_hf_tokenizer_json(path: &Path) -> Result<(Vec<Vec<u8>>, String, Vec<(String, u32)>)> {
+pub fn read_hf_tokenizer_json(path: &Path) -> Result<HfContents> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::format(path, Some(e.line()), e.to_string()))?;
-    let bad = |what: &str| Error::format(path, None, format!("not a byte-level BPE tokenizer.json: {what}"));
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(path, Some(e.line()), e.to_string()))?;
+    let bad = |what: &str| {
+        Error::format(
+            path,
+            None,
+            format!("not a byte-level BPE tokenizer.json: {what}"),
+        )
+    };
     let map = bytes_to_unicode();
     let mut back = rustc_hash::FxHashMap::default();
     for (b, c) in map.iter().enumerate() {
         back.insert(*c, b as u8);
     }
-    let vocab = v["model"]["vocab"].as_object().ok_or_else(|| bad("model.vocab"))?;
+    let vocab = v["model"]["vocab"]
+        .as_object()
+        .ok_or_else(|| bad("model.vocab"))?;
     let mut tokens: Vec<Option<Vec<u8>>> = vec![None; vocab.len()];
     for (s, id) in vocab {
         let id = id.as_u64().ok_or_else(|| bad("vocab id"))? as usize;
         let bytes: Option<Vec<u8>> = s.chars().map(|c| back.get(&c).copied()).collect();
-        let slot = tokens.get_mut(id).ok_or_else(|| bad("vocab id out of range"))?;
+        let slot = tokens
+            .get_mut(id)
+            .ok_or_else(|| bad("vocab id out of range"))?;
         *slot = Some(bytes.ok_or_else(|| bad("character outside the byte alphabet"))?);
     }
-    let tokens: Vec<Vec<u8>> = tokens.into_iter().collect::<Option<_>>().ok_or_else(|| bad("gap in vocab ids"))?;
+    let tokens: Vec<Vec<u8>> = tokens
+        .into_iter()
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad("gap in vocab ids"))?;
     let regex = v["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]
         .as_str()
         .ok_or_else(|| bad("pre_tokenizer Split regex"))?
         .to_string();
     let mut specials = Vec::new();
-    for a in v["added_tokens"].as_array().ok_or_else(|| bad("added_tokens"))? {
-        let name = a["content"].as_str().ok_or_else(|| bad("added token content"))?;
+    for a in v["added_tokens"]
+        .as_array()
+        .ok_or_else(|| bad("added_tokens"))?
+    {
+        let name = a["content"]
+            .as_str()
+            .ok_or_else(|| bad("added token content"))?;
         let id = a["id"].as_u64().ok_or_else(|| bad("added token id"))?;
         specials.push((name.to_string(), id as u32));
     }

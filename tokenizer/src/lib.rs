@@ -43,4 +43,6 @@ pub use pattern::{SplitPattern, Splitter};
 pub use special::{NANOCHAT_SPECIALS, Special};
 pub use stream::StreamDecoder;
 pub use tokenizer::Tokenizer;
-pub use train::{ChunkCounter, NoProgress, Phase, Progress, TrainConfig, TrainStats, train_from_iter};
+pub use train::{
+    ChunkCounter, NoProgress, Phase, Progress, TrainConfig, TrainStats, train_from_iter,
+};

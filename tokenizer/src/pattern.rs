@@ -115,7 +115,11 @@ struct PatternRepr {
 
 impl Serialize for SplitPattern {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        PatternRepr { name: self.name().to_string(), regex: self.regex().to_string() }.serialize(s)
+        PatternRepr {
+            name: self.name().to_string(),
+            regex: self.regex().to_string(),
+        }
+        .serialize(s)
     }
 }
 
@@ -173,7 +177,9 @@ impl Splitter {
     /// # Errors
     /// A pattern that fancy-regex cannot compile.
     pub fn new_regex(pattern: &SplitPattern) -> Result<Self> {
-        Ok(Splitter { engine: Engine::Regex(Box::new(compile(pattern.regex())?)) })
+        Ok(Splitter {
+            engine: Engine::Regex(Box::new(compile(pattern.regex())?)),
+        })
     }
 
     /// Calls `f` with each chunk of `text`, in order. The chunks concatenate to `text`.
@@ -195,7 +201,10 @@ impl Splitter {
             Engine::Regex(re) => {
                 let mut last = 0;
                 for m in re.find_iter(text) {
-                    let m = m.map_err(|e| Error::Split { offset: last, reason: e.to_string() })?;
+                    let m = m.map_err(|e| Error::Split {
+                        offset: last,
+                        reason: e.to_string(),
+                    })?;
                     if m.start() > last {
                         // Text no branch matched: keep it as its own chunk so nothing is lost.
                         f(&text[last..m.start()]);
@@ -225,8 +234,10 @@ impl Splitter {
 }
 
 fn compile(regex: &str) -> Result<fancy_regex::Regex> {
-    fancy_regex::Regex::new(regex)
-        .map_err(|e| Error::Pattern { pattern: regex.to_string(), reason: e.to_string() })
+    fancy_regex::Regex::new(regex).map_err(|e| Error::Pattern {
+        pattern: regex.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,13 +279,21 @@ fn table() -> &'static [u8] {
 /// The code point ranges of a one-class regex, from regex-syntax (the tables fancy-regex uses).
 fn class_ranges(class: &str) -> Vec<(u32, u32)> {
     use regex_syntax::hir::{Class, HirKind};
-    let hir = regex_syntax::Parser::new().parse(class).expect("built-in class parses");
+    let hir = regex_syntax::Parser::new()
+        .parse(class)
+        .expect("built-in class parses");
     match hir.kind() {
-        HirKind::Class(Class::Unicode(c)) => {
-            c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect()
-        }
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .map(|r| (r.start() as u32, r.end() as u32))
+            .collect(),
         HirKind::Literal(lit) => {
-            let c = std::str::from_utf8(&lit.0).expect("utf8").chars().next().expect("char");
+            let c = std::str::from_utf8(&lit.0)
+                .expect("utf8")
+                .chars()
+                .next()
+                .expect("char");
             vec![(c as u32, c as u32)]
         }
         other => unreachable!("class {class} parsed to {other:?}"),
@@ -334,7 +353,11 @@ fn letters_at(letters: Letters, t: &str, p: usize) -> Option<usize> {
         Letters::Script | Letters::KanjiOkurigana => {
             if b & HAN != 0 {
                 let e = run_end(t, p, HAN);
-                Some(if letters == Letters::KanjiOkurigana { run_end(t, e, HIRA) } else { e })
+                Some(if letters == Letters::KanjiOkurigana {
+                    run_end(t, e, HIRA)
+                } else {
+                    e
+                })
             } else if b & HIRA != 0 {
                 Some(run_end(t, p, HIRA))
             } else if b & KATA != 0 {
@@ -360,7 +383,11 @@ fn match_at(letters: Letters, t: &str, i: usize) -> usize {
         return e;
     }
     // [^\r\n\p{L}\p{N}]?+ <letters>   (the optional prefix is possessive)
-    let start = if c != '\r' && c != '\n' && b & (L | N) == 0 { i + cl } else { i };
+    let start = if c != '\r' && c != '\n' && b & (L | N) == 0 {
+        i + cl
+    } else {
+        i
+    };
     if start < t.len()
         && let Some(e) = letters_at(letters, t, start)
     {
@@ -387,12 +414,18 @@ fn match_at(letters: Letters, t: &str, i: usize) -> usize {
             e += d.len_utf8();
         }
         let rest = &t.as_bytes()[e..];
-        return e + rest.iter().take_while(|&&x| x == b'\r' || x == b'\n').count();
+        return e + rest
+            .iter()
+            .take_while(|&&x| x == b'\r' || x == b'\n')
+            .count();
     }
     if b & WS != 0 {
         let e = run_end(t, i, WS);
         // \s*[\r\n]: up to and including the last \r or \n of the whitespace run.
-        if let Some(j) = t.as_bytes()[i..e].iter().rposition(|&x| x == b'\r' || x == b'\n') {
+        if let Some(j) = t.as_bytes()[i..e]
+            .iter()
+            .rposition(|&x| x == b'\r' || x == b'\n')
+        {
             return i + j + 1;
         }
         // \s+(?!\S): the whole run at the end of the text, else all but its last char.
@@ -431,12 +464,34 @@ mod tests {
     #[test]
     fn gpt4_keeps_japanese_runs_whole_and_ja_splits_by_script() {
         let text = "吾輩は猫である。名前はまだ無い。";
-        let g = Splitter::new(&SplitPattern::Gpt4).unwrap().chunks(text).unwrap();
+        let g = Splitter::new(&SplitPattern::Gpt4)
+            .unwrap()
+            .chunks(text)
+            .unwrap();
         assert_eq!(g, ["吾輩は猫である", "。名前はまだ無い", "。"]);
-        let j = Splitter::new(&SplitPattern::Ja).unwrap().chunks(text).unwrap();
+        let j = Splitter::new(&SplitPattern::Ja)
+            .unwrap()
+            .chunks(text)
+            .unwrap();
         assert_eq!(j, ["吾輩は", "猫である", "。名前はまだ", "無い", "。"]);
-        let s = Splitter::new(&SplitPattern::JaScript).unwrap().chunks(text).unwrap();
-        assert_eq!(s, ["吾輩", "は", "猫", "である", "。名前", "はまだ", "無", "い", "。"]);
+        let s = Splitter::new(&SplitPattern::JaScript)
+            .unwrap()
+            .chunks(text)
+            .unwrap();
+        assert_eq!(
+            s,
+            [
+                "吾輩",
+                "は",
+                "猫",
+                "である",
+                "。名前",
+                "はまだ",
+                "無",
+                "い",
+                "。"
+            ]
+        );
     }
 
     #[test]
@@ -471,7 +526,10 @@ mod tests {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let pats = [SplitPattern::Ja, SplitPattern::JaScript, SplitPattern::Gpt4];
         let fast: Vec<_> = pats.iter().map(|p| Splitter::new(p).unwrap()).collect();
-        let slow: Vec<_> = pats.iter().map(|p| Splitter::new_regex(p).unwrap()).collect();
+        let slow: Vec<_> = pats
+            .iter()
+            .map(|p| Splitter::new_regex(p).unwrap())
+            .collect();
         for _ in 0..3000 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -496,7 +554,12 @@ mod tests {
         for s in ["ja", "ja-script", "gpt4"] {
             assert_eq!(s.parse::<SplitPattern>().unwrap().name(), s);
         }
-        assert_eq!(format!("regex:{GPT4_PATTERN}").parse::<SplitPattern>().unwrap(), SplitPattern::Gpt4);
+        assert_eq!(
+            format!("regex:{GPT4_PATTERN}")
+                .parse::<SplitPattern>()
+                .unwrap(),
+            SplitPattern::Gpt4
+        );
         assert!("nope".parse::<SplitPattern>().is_err());
     }
 }

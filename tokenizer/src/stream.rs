@@ -26,7 +26,10 @@ pub struct StreamDecoder<'a> {
 
 impl<'a> StreamDecoder<'a> {
     pub(crate) fn new(tok: &'a Tokenizer) -> Self {
-        StreamDecoder { tok, pending: Vec::new() }
+        StreamDecoder {
+            tok,
+            pending: Vec::new(),
+        }
     }
 
     /// Adds one id; returns the text that is now complete (possibly empty).

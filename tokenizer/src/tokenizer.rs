@@ -31,7 +31,11 @@ impl Tokenizer {
     /// # Errors
     /// Duplicate or empty tokens, a missing single byte, duplicate special names, a pattern that
     /// does not compile.
-    pub fn from_tokens(tokens: Vec<Vec<u8>>, pattern: SplitPattern, specials: &[&str]) -> Result<Self> {
+    pub fn from_tokens(
+        tokens: Vec<Vec<u8>>,
+        pattern: SplitPattern,
+        specials: &[&str],
+    ) -> Result<Self> {
         let bpe = Bpe::new(tokens)?;
         let splitter = Splitter::new(&pattern)?;
         let mut special_ids = FxHashMap::default();
@@ -39,7 +43,10 @@ impl Tokenizer {
             if s.is_empty() {
                 return Err(Error::Vocab("empty special token name".into()));
             }
-            if special_ids.insert((*s).to_string(), (bpe.len() + i) as u32).is_some() {
+            if special_ids
+                .insert((*s).to_string(), (bpe.len() + i) as u32)
+                .is_some()
+            {
                 return Err(Error::Vocab(format!("special token `{s}` listed twice")));
             }
         }
@@ -109,7 +116,8 @@ impl Tokenizer {
     /// # Errors
     /// [`Error::UnknownSpecial`] when the tokenizer was built without it.
     pub fn special(&self, s: Special) -> Result<u32> {
-        self.special_id(s.name()).ok_or_else(|| Error::UnknownSpecial(s.name().to_string()))
+        self.special_id(s.name())
+            .ok_or_else(|| Error::UnknownSpecial(s.name().to_string()))
     }
 
     /// `<|bos|>`'s id.
@@ -166,7 +174,10 @@ impl Tokenizer {
     /// Appends the tokens of `text` to `out`.
     pub fn encode_into(&self, text: &str, out: &mut Vec<u32>) {
         let bpe = &self.bpe;
-        if let Err(e) = self.splitter.for_each(text, |c| bpe.encode_chunk(c.as_bytes(), out)) {
+        if let Err(e) = self
+            .splitter
+            .for_each(text, |c| bpe.encode_chunk(c.as_bytes(), out))
+        {
             // Only custom patterns fail (fancy-regex's backtracking limit). The text after the
             // failure point becomes one chunk so that nothing is lost.
             let offset = match e {
@@ -191,7 +202,9 @@ impl Tokenizer {
     pub fn encode_with_special(&self, text: &str, allowed: &[&str]) -> Result<Vec<u32>> {
         let mut specials: Vec<(&str, u32)> = Vec::with_capacity(allowed.len());
         for a in allowed {
-            let id = self.special_id(a).ok_or_else(|| Error::UnknownSpecial((*a).to_string()))?;
+            let id = self
+                .special_id(a)
+                .ok_or_else(|| Error::UnknownSpecial((*a).to_string()))?;
             specials.push((a, id));
         }
         // Longest first, so a special that is a prefix of another never wins.
@@ -233,10 +246,16 @@ impl Tokenizer {
     pub(crate) fn append_bytes(&self, id: u32, out: &mut Vec<u8>) -> Result<()> {
         if let Some(t) = self.bpe.token(id) {
             out.extend_from_slice(t);
-        } else if let Some(s) = self.specials.get((id as usize).wrapping_sub(self.bpe.len())) {
+        } else if let Some(s) = self
+            .specials
+            .get((id as usize).wrapping_sub(self.bpe.len()))
+        {
             out.extend_from_slice(s.as_bytes());
         } else {
-            return Err(Error::UnknownId { id, vocab_size: self.vocab_size() });
+            return Err(Error::UnknownId {
+                id,
+                vocab_size: self.vocab_size(),
+            });
         }
         Ok(())
     }

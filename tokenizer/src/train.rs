@@ -248,7 +248,11 @@ impl ChunkCounter {
     ///
     /// # Errors
     /// A vocabulary size that cannot hold the bytes and the specials.
-    pub fn train(self, config: &TrainConfig, progress: &dyn Progress) -> Result<(Tokenizer, TrainStats)> {
+    pub fn train(
+        self,
+        config: &TrainConfig,
+        progress: &dyn Progress,
+    ) -> Result<(Tokenizer, TrainStats)> {
         if config.pattern != self.pattern {
             return Err(Error::Config(format!(
                 "chunks were counted with pattern {} but the config asks for {}",
@@ -353,7 +357,12 @@ struct Words {
 
 impl Words {
     fn new(chunks: impl Iterator<Item = (Box<str>, i64)>) -> Self {
-        let mut w = Words { ids: Vec::new(), start: vec![0], len: Vec::new(), count: Vec::new() };
+        let mut w = Words {
+            ids: Vec::new(),
+            start: vec![0],
+            len: Vec::new(),
+            count: Vec::new(),
+        };
         for (k, c) in chunks {
             w.ids.extend(k.bytes().map(u32::from));
             w.start.push(w.ids.len());
@@ -411,8 +420,16 @@ impl PairIndex {
                 m
             })
             .collect();
-        let entries = shards.iter().flat_map(|m| m.values()).map(|s| s.words.len()).sum();
-        PairIndex { shards, shift, entries }
+        let entries = shards
+            .iter()
+            .flat_map(|m| m.values())
+            .map(|s| s.words.len())
+            .sum();
+        PairIndex {
+            shards,
+            shift,
+            entries,
+        }
     }
 
     #[inline]
@@ -423,7 +440,9 @@ impl PairIndex {
 
     #[inline]
     fn count(&self, key: u64) -> i64 {
-        self.shards[shard_of(key, self.shift)].get(&key).map_or(0, |s| s.count)
+        self.shards[shard_of(key, self.shift)]
+            .get(&key)
+            .map_or(0, |s| s.count)
     }
 
     fn heap(&self) -> BinaryHeap<Job> {
@@ -431,14 +450,21 @@ impl PairIndex {
             .iter()
             .flat_map(|m| m.iter())
             .filter(|(_, s)| s.count > 0)
-            .map(|(&k, s)| Job { count: s.count, pair: std::cmp::Reverse(k) })
+            .map(|(&k, s)| Job {
+                count: s.count,
+                pair: std::cmp::Reverse(k),
+            })
             .collect()
     }
 }
 
 #[inline]
 fn shard_of(key: u64, shift: u32) -> usize {
-    if shift >= 64 { 0 } else { (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize }
+    if shift >= 64 {
+        0
+    } else {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+    }
 }
 
 /// Changes one merge makes to the pair index in one word range: per pair, the count delta and
@@ -510,8 +536,11 @@ fn merge_loop(
     progress: &dyn Progress,
 ) -> (Vec<Vec<u8>>, u32) {
     let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-    let mut by_bytes: FxHashMap<Vec<u8>, u32> =
-        tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let mut by_bytes: FxHashMap<Vec<u8>, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
     let mut heap = index.heap();
     // Word lists keep stale entries (words that lost a pair whose count is still positive). Once
     // as many entries were added as the index held when built, it is rebuilt from the words:
@@ -530,7 +559,10 @@ fn merge_loop(
             // Stale: counts of existing pairs only fall, except pairs that just gained (those
             // were pushed again with their new count), so a too-low entry is simply dropped.
             if job.count > current && current > 0 {
-                heap.push(Job { count: current, pair: job.pair });
+                heap.push(Job {
+                    count: current,
+                    pair: job.pair,
+                });
             }
             continue;
         }
@@ -550,7 +582,7 @@ fn merge_loop(
                 by_bytes.insert(merged.clone(), id);
                 tokens.push(merged);
                 done += 1;
-                if done % report_every == 0 {
+                if done.is_multiple_of(report_every) {
                     progress.update(Phase::Merge, u64::from(done));
                 }
                 id
@@ -564,13 +596,25 @@ fn merge_loop(
         let mut gained: Vec<u64> = Vec::new();
         if !parallel || list.len() < PAR_MIN_WORDS {
             let slots = &mut *index;
-            let Words { ids, start, len, count } = &mut words;
+            let Words {
+                ids,
+                start,
+                len,
+                count,
+            } = &mut words;
             for &w in &list {
                 let wi = w as usize;
                 let s = start[wi];
-                merge_word(&mut ids[s..start[wi + 1]], &mut len[wi], (a, b, new), count[wi], w, &mut |p, dc, g| {
-                    apply_delta(slots, p, dc, g, &mut gained);
-                });
+                merge_word(
+                    &mut ids[s..start[wi + 1]],
+                    &mut len[wi],
+                    (a, b, new),
+                    count[wi],
+                    w,
+                    &mut |p, dc, g| {
+                        apply_delta(slots, p, dc, g, &mut gained);
+                    },
+                );
             }
             pushed += gained.len();
         } else {
@@ -583,15 +627,22 @@ fn merge_loop(
                         let wi = w as usize - part.first;
                         let s = part.start[wi] - part.base;
                         let e = part.start[wi + 1] - part.base;
-                        merge_word(&mut part.ids[s..e], &mut part.len[wi], (a, b, new), part.count[wi], w, &mut |p, dc, g| {
-                            let (c, ws) = d.entry(p).or_default();
-                            *c += dc;
-                            if let Some(w) = g
-                                && ws.last() != Some(&w)
-                            {
-                                ws.push(w);
-                            }
-                        });
+                        merge_word(
+                            &mut part.ids[s..e],
+                            &mut part.len[wi],
+                            (a, b, new),
+                            part.count[wi],
+                            w,
+                            &mut |p, dc, g| {
+                                let (c, ws) = d.entry(p).or_default();
+                                *c += dc;
+                                if let Some(w) = g
+                                    && ws.last() != Some(&w)
+                                {
+                                    ws.push(w);
+                                }
+                            },
+                        );
                     }
                     d
                 })
@@ -600,7 +651,12 @@ fn merge_loop(
             for d in &deltas {
                 for (&p, (_, ws)) in d {
                     if !ws.is_empty() {
-                        index.map(p).entry(p).or_default().words.extend_from_slice(ws);
+                        index
+                            .map(p)
+                            .entry(p)
+                            .or_default()
+                            .words
+                            .extend_from_slice(ws);
                         pushed += ws.len();
                         gained.push(p);
                     }
@@ -630,7 +686,10 @@ fn merge_loop(
         for p in gained {
             let c = index.count(p);
             if c > 0 {
-                heap.push(Job { count: c, pair: std::cmp::Reverse(p) });
+                heap.push(Job {
+                    count: c,
+                    pair: std::cmp::Reverse(p),
+                });
             }
         }
     }
@@ -661,7 +720,10 @@ fn apply_delta(index: &mut PairIndex, p: u64, dc: i64, g: Option<u32>, gained: &
             if dc <= 0 && g.is_none() {
                 return; // the merged pair itself, already emptied
             }
-            let s = e.insert(Slot { count: dc, words: Vec::new() });
+            let s = e.insert(Slot {
+                count: dc,
+                words: Vec::new(),
+            });
             if let Some(w) = g {
                 s.words.push(w);
                 gained.push(p);
@@ -684,7 +746,12 @@ struct Part<'a> {
 /// Cuts `words` into up to `k` disjoint mutable ranges following the sorted `list`.
 fn split_words<'a>(words: &'a mut Words, list: &'a [u32], k: usize) -> Vec<Part<'a>> {
     let per = list.len().div_ceil(k).max(1);
-    let Words { ids, start, len, count } = words;
+    let Words {
+        ids,
+        start,
+        len,
+        count,
+    } = words;
     let mut ids_rest: &mut [u32] = ids;
     let mut len_rest: &mut [u32] = len;
     let (mut ids_off, mut len_off) = (0usize, 0usize);
@@ -720,8 +787,10 @@ mod tests {
 
     /// The obvious BPE trainer (minbpe style): recount every pair over all words each merge.
     fn reference(chunks: &[(&str, i64)], n_merges: usize) -> Vec<Vec<u8>> {
-        let mut words: Vec<(Vec<u32>, i64)> =
-            chunks.iter().map(|(s, c)| (s.bytes().map(u32::from).collect(), *c)).collect();
+        let mut words: Vec<(Vec<u32>, i64)> = chunks
+            .iter()
+            .map(|(s, c)| (s.bytes().map(u32::from).collect(), *c))
+            .collect();
         let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
         for _ in 0..n_merges {
             let mut counts: std::collections::BTreeMap<(u32, u32), i64> = Default::default();
@@ -764,7 +833,8 @@ mod tests {
     }
 
     fn train_chunks(chunks: &[(&str, i64)], n_merges: u32) -> Vec<Vec<u8>> {
-        let mut sorted: Vec<(Box<str>, i64)> = chunks.iter().map(|(s, c)| ((*s).into(), *c)).collect();
+        let mut sorted: Vec<(Box<str>, i64)> =
+            chunks.iter().map(|(s, c)| ((*s).into(), *c)).collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let words = Words::new(sorted.into_iter().filter(|(k, _)| k.len() >= 2));
         let mut index = PairIndex::build(&words);
@@ -786,9 +856,16 @@ mod tests {
             ("bca", 2),
         ];
         for m in [1, 5, 20, 40] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap();
             let got = train_chunks(&chunks, m);
-            assert_eq!(got, pool.install(|| train_chunks(&chunks, m)), "parallel path, {m} merges");
+            assert_eq!(
+                got,
+                pool.install(|| train_chunks(&chunks, m)),
+                "parallel path, {m} merges"
+            );
             let want = reference(&chunks, 10_000);
             let want: Vec<_> = want.into_iter().take(256 + m as usize).collect();
             assert_eq!(got, want, "{m} merges");

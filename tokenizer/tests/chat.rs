@@ -24,7 +24,10 @@ const OE: u32 = 264;
 struct Want(Rendered);
 impl Want {
     fn new() -> Self {
-        Want(Rendered { ids: vec![BOS], mask: vec![0] })
+        Want(Rendered {
+            ids: vec![BOS],
+            mask: vec![0],
+        })
     }
     fn s(mut self, id: u32, m: u8) -> Self {
         self.0.ids.push(id);
@@ -44,7 +47,12 @@ impl Want {
 }
 
 fn conv(messages: Vec<Message>) -> Conversation {
-    Conversation { id: "c1".into(), messages, source: String::new(), meta: None }
+    Conversation {
+        id: "c1".into(),
+        messages,
+        source: String::new(),
+        meta: None,
+    }
 }
 
 fn tool_conversation() -> Conversation {
@@ -53,7 +61,12 @@ fn tool_conversation() -> Conversation {
         Message::new(Role::User, "hi"),
         Message {
             role: Role::Assistant,
-            parts: vec![Part::text("ok"), Part::python("1+1"), Part::python_output("2"), Part::text("=2")],
+            parts: vec![
+                Part::text("ok"),
+                Part::python("1+1"),
+                Part::python_output("2"),
+                Part::text("=2"),
+            ],
         },
         Message::new(Role::User, "q"),
         Message::new(Role::Assistant, "a"),
@@ -83,7 +96,10 @@ fn golden_tool() -> Rendered {
 #[test]
 fn golden_conversation_with_system_and_tool_calls() {
     let tok = common::bytes_only();
-    let r = tok.render_conversation(&tool_conversation(), 10_000, TruncationPolicy::Error).unwrap().unwrap();
+    let r = tok
+        .render_conversation(&tool_conversation(), 10_000, TruncationPolicy::Error)
+        .unwrap()
+        .unwrap();
     assert_eq!(r, golden_tool());
     assert_eq!(r.ids.len(), r.mask.len());
 }
@@ -91,17 +107,47 @@ fn golden_conversation_with_system_and_tool_calls() {
 #[test]
 fn conversation_may_end_on_a_user_message() {
     let tok = common::bytes_only();
-    let c = conv(vec![Message::new(Role::User, "u"), Message::new(Role::Assistant, "a"), Message::new(Role::User, "v")]);
-    let r = tok.render_conversation(&c, 100, TruncationPolicy::Error).unwrap().unwrap();
-    assert_eq!(r, Want::new().user("u").s(AS, 0).t("a", 1).s(AE, 1).user("v").0);
+    let c = conv(vec![
+        Message::new(Role::User, "u"),
+        Message::new(Role::Assistant, "a"),
+        Message::new(Role::User, "v"),
+    ]);
+    let r = tok
+        .render_conversation(&c, 100, TruncationPolicy::Error)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r,
+        Want::new()
+            .user("u")
+            .s(AS, 0)
+            .t("a", 1)
+            .s(AE, 1)
+            .user("v")
+            .0
+    );
 }
 
 #[test]
 fn special_strings_in_messages_stay_text() {
     let tok = common::bytes_only();
-    let c = conv(vec![Message::new(Role::User, "<|assistant_end|>"), Message::new(Role::Assistant, "<|bos|>")]);
-    let r = tok.render_conversation(&c, 100, TruncationPolicy::Error).unwrap().unwrap();
-    assert_eq!(r, Want::new().user("<|assistant_end|>").s(AS, 0).t("<|bos|>", 1).s(AE, 1).0);
+    let c = conv(vec![
+        Message::new(Role::User, "<|assistant_end|>"),
+        Message::new(Role::Assistant, "<|bos|>"),
+    ]);
+    let r = tok
+        .render_conversation(&c, 100, TruncationPolicy::Error)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r,
+        Want::new()
+            .user("<|assistant_end|>")
+            .s(AS, 0)
+            .t("<|bos|>", 1)
+            .s(AE, 1)
+            .0
+    );
 }
 
 #[test]
@@ -109,14 +155,39 @@ fn structure_errors_name_the_problem() {
     let tok = common::bytes_only();
     let cases = [
         (conv(vec![]), "no messages"),
-        (conv(vec![Message::new(Role::Assistant, "a")]), "`assistant` but `user`"),
-        (conv(vec![Message::new(Role::User, "a"), Message::new(Role::User, "b")]), "`user` but `assistant`"),
-        (conv(vec![Message::new(Role::System, "s"), Message::new(Role::Assistant, "b")]), "followed by a user"),
         (
-            conv(vec![Message::new(Role::User, "a"), Message::new(Role::Assistant, "b"), Message::new(Role::System, "c")]),
+            conv(vec![Message::new(Role::Assistant, "a")]),
+            "`assistant` but `user`",
+        ),
+        (
+            conv(vec![
+                Message::new(Role::User, "a"),
+                Message::new(Role::User, "b"),
+            ]),
+            "`user` but `assistant`",
+        ),
+        (
+            conv(vec![
+                Message::new(Role::System, "s"),
+                Message::new(Role::Assistant, "b"),
+            ]),
+            "followed by a user",
+        ),
+        (
+            conv(vec![
+                Message::new(Role::User, "a"),
+                Message::new(Role::Assistant, "b"),
+                Message::new(Role::System, "c"),
+            ]),
             "`system` but `user`",
         ),
-        (conv(vec![Message { role: Role::User, parts: vec![Part::python("x")] }]), "`python` part"),
+        (
+            conv(vec![Message {
+                role: Role::User,
+                parts: vec![Part::python("x")],
+            }]),
+            "`python` part",
+        ),
     ];
     for (c, want) in cases {
         match tok.render_conversation(&c, 100, TruncationPolicy::Truncate) {
@@ -139,14 +210,28 @@ fn truncation_policies() {
 
     // error: refuses, naming the sizes.
     match tok.render_conversation(&c, max, TruncationPolicy::Error) {
-        Err(RenderError::TooLong { tokens, max: m, .. }) => assert_eq!((tokens, m), (full.len(), max)),
+        Err(RenderError::TooLong { tokens, max: m, .. }) => {
+            assert_eq!((tokens, m), (full.len(), max))
+        }
         other => panic!("{other:?}"),
     }
     // drop: nothing.
-    assert_eq!(tok.render_conversation(&c, max, TruncationPolicy::Drop).unwrap(), None);
+    assert_eq!(
+        tok.render_conversation(&c, max, TruncationPolicy::Drop)
+            .unwrap(),
+        None
+    );
     // truncate: the first assistant turn, ending with its end token.
-    match tok.render_outcome(&c, max, TruncationPolicy::Truncate).unwrap() {
-        RenderOutcome::Truncated { rendered, full_tokens, full_supervised, cut_messages } => {
+    match tok
+        .render_outcome(&c, max, TruncationPolicy::Truncate)
+        .unwrap()
+    {
+        RenderOutcome::Truncated {
+            rendered,
+            full_tokens,
+            full_supervised,
+            cut_messages,
+        } => {
             assert_eq!(rendered.ids, full.ids[..first_turn_end]);
             assert_eq!(rendered.mask, full.mask[..first_turn_end]);
             assert_eq!(*rendered.ids.last().unwrap(), AE);
@@ -157,13 +242,27 @@ fn truncation_policies() {
         other => panic!("{other:?}"),
     }
     // Exactly the first turn fits.
-    let r = tok.render_conversation(&c, first_turn_end, TruncationPolicy::Truncate).unwrap().unwrap();
+    let r = tok
+        .render_conversation(&c, first_turn_end, TruncationPolicy::Truncate)
+        .unwrap()
+        .unwrap();
     assert_eq!(r.len(), first_turn_end);
     // Not even the first assistant turn fits: dropped, never a row without supervision.
-    assert_eq!(tok.render_conversation(&c, first_turn_end - 1, TruncationPolicy::Truncate).unwrap(), None);
+    assert_eq!(
+        tok.render_conversation(&c, first_turn_end - 1, TruncationPolicy::Truncate)
+            .unwrap(),
+        None
+    );
     // Fits exactly: kept whole under every policy.
-    for p in [TruncationPolicy::Error, TruncationPolicy::Drop, TruncationPolicy::Truncate] {
-        assert_eq!(tok.render_conversation(&c, full.len(), p).unwrap().unwrap(), full);
+    for p in [
+        TruncationPolicy::Error,
+        TruncationPolicy::Drop,
+        TruncationPolicy::Truncate,
+    ] {
+        assert_eq!(
+            tok.render_conversation(&c, full.len(), p).unwrap().unwrap(),
+            full
+        );
     }
 }
 
@@ -178,7 +277,10 @@ fn no_supervision_is_never_a_row() {
     for p in [TruncationPolicy::Drop, TruncationPolicy::Truncate] {
         assert!(matches!(
             tok.render_outcome(&c, 100, p).unwrap(),
-            RenderOutcome::Dropped { reason: DropReason::NoSupervision, .. }
+            RenderOutcome::Dropped {
+                reason: DropReason::NoSupervision,
+                ..
+            }
         ));
     }
 }
@@ -211,7 +313,10 @@ fn report_counts_rows_and_tokens() {
     let tok = common::bytes_only();
     let full = golden_tool();
     let first_turn_end = full.ids.iter().position(|&i| i == AE).unwrap() + 1;
-    let short = conv(vec![Message::new(Role::User, "u"), Message::new(Role::Assistant, "a")]);
+    let short = conv(vec![
+        Message::new(Role::User, "u"),
+        Message::new(Role::Assistant, "a"),
+    ]);
     let lonely = conv(vec![Message::new(Role::User, "u")]);
     let mut r = ChatRenderer::new(&tok, full.len() - 1, TruncationPolicy::Truncate);
     r.render(&short).unwrap().unwrap();
@@ -219,7 +324,16 @@ fn report_counts_rows_and_tokens() {
     assert!(r.render(&lonely).unwrap().is_none());
     assert!(r.render(&conv(vec![])).is_err());
     let rep = r.report();
-    assert_eq!((rep.rows_in, rep.rows_kept, rep.rows_truncated, rep.rows_dropped_unsupervised, rep.rows_failed), (4, 1, 1, 1, 1));
+    assert_eq!(
+        (
+            rep.rows_in,
+            rep.rows_kept,
+            rep.rows_truncated,
+            rep.rows_dropped_unsupervised,
+            rep.rows_failed
+        ),
+        (4, 1, 1, 1, 1)
+    );
     let short_len = 7; // bos us u ue as a ae
     assert_eq!(rep.tokens_out, (short_len + first_turn_end) as u64);
     assert_eq!(rep.tokens_truncated, (full.len() - first_turn_end) as u64);
@@ -235,15 +349,23 @@ fn report_counts_rows_and_tokens() {
 #[test]
 fn completion_prompt() {
     let tok = common::bytes_only();
-    let ids = tok.render_for_completion(&tool_conversation(), 1000).unwrap();
+    let ids = tok
+        .render_for_completion(&tool_conversation(), 1000)
+        .unwrap();
     let full = golden_tool();
     // Everything up to the last assistant_start, inclusive.
     let last_as = full.ids.iter().rposition(|&i| i == AS).unwrap();
     assert_eq!(ids, full.ids[..=last_as]);
     // Ending on a user message also works; too long is an error, never a cut.
     let c = conv(vec![Message::new(Role::User, "hello")]);
-    assert_eq!(tok.render_for_completion(&c, 100).unwrap(), Want::new().user("hello").s(AS, 0).0.ids);
-    assert!(matches!(tok.render_for_completion(&c, 5), Err(RenderError::TooLong { .. })));
+    assert_eq!(
+        tok.render_for_completion(&c, 100).unwrap(),
+        Want::new().user("hello").s(AS, 0).0.ids
+    );
+    assert!(matches!(
+        tok.render_for_completion(&c, 5),
+        Err(RenderError::TooLong { .. })
+    ));
 }
 
 #[test]
@@ -259,7 +381,14 @@ fn both_json_forms_parse_to_the_same_conversation() {
     want.id = String::new();
     assert_eq!(parse_conversation_json(nano).unwrap(), want);
     let canonical = serde_json::to_string(&tool_conversation()).unwrap();
-    assert_eq!(parse_conversation_json(&canonical).unwrap(), tool_conversation());
-    assert!(parse_conversation_json(r#"{"messages": [{"role": "bot", "content": "x"}]}"#).unwrap_err().contains("bot"));
+    assert_eq!(
+        parse_conversation_json(&canonical).unwrap(),
+        tool_conversation()
+    );
+    assert!(
+        parse_conversation_json(r#"{"messages": [{"role": "bot", "content": "x"}]}"#)
+            .unwrap_err()
+            .contains("bot")
+    );
     assert!(parse_conversation_json("[1]").is_err());
 }

@@ -24,7 +24,10 @@ fn reference_encode(tok: &Tokenizer, text: &str) -> Vec<u32> {
         let mut parts: Vec<Vec<u8>> = chunk.bytes().map(|b| vec![b]).collect();
         loop {
             let best = (0..parts.len().saturating_sub(1))
-                .filter_map(|i| tok.token_id(&[parts[i].clone(), parts[i + 1].clone()].concat()).map(|r| (r, i)))
+                .filter_map(|i| {
+                    tok.token_id(&[parts[i].clone(), parts[i + 1].clone()].concat())
+                        .map(|r| (r, i))
+                })
                 .min();
             let Some((_, i)) = best else { break };
             let r = parts.remove(i + 1);
@@ -41,7 +44,10 @@ fn round_trip_japanese_sample() {
     for doc in common::sample_docs() {
         let ids = tok.encode(&doc);
         assert_eq!(tok.decode(&ids).unwrap(), doc);
-        assert!(ids.len() * 2 < doc.len(), "a 4K vocab should compress Japanese at least 2 B/tok");
+        assert!(
+            ids.len() * 2 < doc.len(),
+            "a 4K vocab should compress Japanese at least 2 B/tok"
+        );
     }
 }
 
@@ -72,8 +78,13 @@ fn round_trip_random_bytes_and_chars() {
     }
     // Any id sequence decodes to exactly the concatenated token bytes.
     for _ in 0..100 {
-        let ids: Vec<u32> = (0..rng.below(50)).map(|_| rng.below(tok.n_mergeable()) as u32).collect();
-        let want: Vec<u8> = ids.iter().flat_map(|&i| tok.token_bytes_of(i).unwrap().to_vec()).collect();
+        let ids: Vec<u32> = (0..rng.below(50))
+            .map(|_| rng.below(tok.n_mergeable()) as u32)
+            .collect();
+        let want: Vec<u8> = ids
+            .iter()
+            .flat_map(|&i| tok.token_bytes_of(i).unwrap().to_vec())
+            .collect();
         assert_eq!(tok.decode_bytes(&ids).unwrap(), want);
     }
 }
@@ -84,10 +95,15 @@ fn special_token_strings_in_text_are_plain_bytes() {
     for name in njp_tokenizer::NANOCHAT_SPECIALS {
         let text = format!("前{name}後 {name}");
         let ids = tok.encode(&text);
-        assert!(ids.iter().all(|&i| !tok.is_special(i)), "{name} was parsed as special");
+        assert!(
+            ids.iter().all(|&i| !tok.is_special(i)),
+            "{name} was parsed as special"
+        );
         assert_eq!(tok.decode(&ids).unwrap(), text);
     }
-    let ids = tok.encode_with_special("<|bos|>猫<|user_start|>", &["<|bos|>"]).unwrap();
+    let ids = tok
+        .encode_with_special("<|bos|>猫<|user_start|>", &["<|bos|>"])
+        .unwrap();
     assert_eq!(ids[0], tok.bos_id().unwrap());
     assert!(ids[1..].iter().all(|&i| !tok.is_special(i)));
     assert_eq!(tok.decode(&ids).unwrap(), "<|bos|>猫<|user_start|>");
@@ -113,7 +129,9 @@ fn stream_decoder_never_emits_half_characters() {
     let tok = tok_ref();
     let mut rng = Rng(99);
     for _ in 0..200 {
-        let ids: Vec<u32> = (0..rng.below(30)).map(|_| rng.below(tok.n_mergeable()) as u32).collect();
+        let ids: Vec<u32> = (0..rng.below(30))
+            .map(|_| rng.below(tok.n_mergeable()) as u32)
+            .collect();
         let mut d = tok.stream_decoder();
         let mut s = d.push_all(&ids).unwrap();
         s.push_str(&d.finish());
@@ -145,7 +163,11 @@ fn long_chunks_stay_fast_and_exact() {
     let run: String = "漢字".repeat(100_000);
     let t = std::time::Instant::now();
     let ids = tok.encode(&run);
-    assert!(t.elapsed().as_secs_f64() < 5.0, "long chunk took {:?}", t.elapsed());
+    assert!(
+        t.elapsed().as_secs_f64() < 5.0,
+        "long chunk took {:?}",
+        t.elapsed()
+    );
     assert_eq!(tok.decode(&ids).unwrap(), run);
     let spaces = " ".repeat(200_000) + "x";
     assert_eq!(tok.decode(&tok.encode(&spaces)).unwrap(), spaces);

@@ -2,7 +2,9 @@
 
 mod common;
 
-use njp_tokenizer::io::{HF_FILE, META_FILE, RANKS_FILE, read_hf_tokenizer_json, read_tiktoken_ranks};
+use njp_tokenizer::io::{
+    HF_FILE, META_FILE, RANKS_FILE, read_hf_tokenizer_json, read_tiktoken_ranks,
+};
 use njp_tokenizer::{SplitPattern, Tokenizer};
 
 #[test]
@@ -26,15 +28,24 @@ fn save_load_round_trip_and_exports_read_back() {
 
     // HF tokenizer.json: same tokens, regex and specials.
     let (hf_tokens, regex, specials) = read_hf_tokenizer_json(&dir.path().join(HF_FILE)).unwrap();
-    assert!(hf_tokens.iter().map(Vec::as_slice).eq(tok.mergeable_tokens()));
+    assert!(
+        hf_tokens
+            .iter()
+            .map(Vec::as_slice)
+            .eq(tok.mergeable_tokens())
+    );
     assert_eq!(regex, SplitPattern::Ja.regex());
-    let want: Vec<(String, u32)> =
-        tok.special_tokens().iter().map(|s| (s.clone(), tok.special_id(s).unwrap())).collect();
+    let want: Vec<(String, u32)> = tok
+        .special_tokens()
+        .iter()
+        .map(|s| (s.clone(), tok.special_id(s).unwrap()))
+        .collect();
     assert_eq!(specials, want);
 
     // Meta records the pattern regex and training stats.
     let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join(META_FILE)).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(META_FILE)).unwrap())
+            .unwrap();
     assert_eq!(meta["pattern"]["name"], "ja");
     assert_eq!(meta["training"]["merges"], stats.merges);
 }
@@ -49,15 +60,25 @@ fn corrupted_files_are_reported_with_their_path() {
     text.push_str("QUJD 256\n");
     std::fs::write(&ranks, &text).unwrap();
     let err = Tokenizer::load(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("checksum") && err.contains(RANKS_FILE), "{err}");
+    assert!(
+        err.contains("checksum") && err.contains(RANKS_FILE),
+        "{err}"
+    );
 
     std::fs::write(&ranks, "AA== 0\nnot base64 1\n").unwrap();
     let err = read_tiktoken_ranks(&ranks).unwrap_err().to_string();
     assert!(err.contains(":2:"), "{err}");
     std::fs::write(&ranks, "AA== 0\nAQ== 2\n").unwrap();
-    assert!(read_tiktoken_ranks(&ranks).unwrap_err().to_string().contains("rank 1 is missing"));
+    assert!(
+        read_tiktoken_ranks(&ranks)
+            .unwrap_err()
+            .to_string()
+            .contains("rank 1 is missing")
+    );
 
-    let missing = Tokenizer::load(dir.path().join("nope")).unwrap_err().to_string();
+    let missing = Tokenizer::load(dir.path().join("nope"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("nope"), "{missing}");
 }
 
