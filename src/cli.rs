@@ -50,6 +50,9 @@ pub(crate) enum Command {
     /// List, show, remove and clean up datasets.
     #[command(subcommand)]
     Catalog(commands::catalog::CatalogCommand),
+    /// Tokenizer: train, encode, decode, render conversations, compare.
+    #[command(subcommand)]
+    Tok(commands::tok::TokCommand),
     /// The small bundled samples used by the quickstart and the tests.
     #[command(subcommand)]
     Samples(commands::samples::SamplesCommand),

@@ -24,6 +24,13 @@ impl Printer {
         out.write_all(b"\n")
     }
 
+    /// Raw bytes on stdout.
+    pub(crate) fn out_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()
+    }
+
     /// A summary or status line on stderr (suppressed by `--quiet`).
     pub(crate) fn info(&self, line: impl AsRef<str>) {
         if !self.quiet {
@@ -47,6 +54,18 @@ impl Printer {
             .progress_chars("=> "),
         );
         pb.set_message(msg.to_string());
+        pb
+    }
+
+    /// A spinner counting items of unknown total.
+    pub(crate) fn spinner(&self, msg: &str) -> ProgressBar {
+        let pb = ProgressBar::with_draw_target(None, self.target());
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {human_pos} {per_sec} [{elapsed}]")
+                .expect("valid template"),
+        );
+        pb.set_message(msg.to_string());
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
         pb
     }
 

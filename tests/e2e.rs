@@ -5,3 +5,4 @@ mod import_errors;
 mod import_ok;
 mod kill;
 mod sql;
+mod tok;

@@ -6,6 +6,7 @@ pub(crate) mod import;
 pub(crate) mod quickstart;
 pub(crate) mod samples;
 pub(crate) mod sql;
+pub(crate) mod tok;
 
 use std::process::ExitCode;
 
@@ -47,5 +48,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Sql(args) => sql::run(&ctx, args),
         Command::Catalog(cmd) => catalog::run(&ctx, cmd),
         Command::Samples(cmd) => samples::run(&ctx, cmd),
+        Command::Tok(cmd) => tok::run(&ctx, cmd),
     }
 }

@@ -1,0 +1,288 @@
+//! Byte-pair encoding of one chunk, with tiktoken's semantics.
+//!
+//! tiktoken (which nanochat encodes with) repeatedly merges the adjacent pair of parts whose
+//! *concatenated bytes* have the lowest rank, leftmost first, and emits a chunk that is itself a
+//! token directly. This module does the same, but looks pairs up by token id in a table built
+//! once from the vocabulary (every way to split every token into two tokens), so a merge step
+//! costs one integer-keyed hash probe instead of hashing a byte slice.
+//!
+//! Short chunks use tiktoken's linear scan; chunks of [`HEAP_MIN`] bytes or more use a min-heap
+//! over a doubly linked list of parts, O(n log n), so pathological inputs (a megabyte without a
+//! split point) stay fast.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+
+/// Chunks at least this long (in bytes) use the heap-based merge.
+pub(crate) const HEAP_MIN: usize = 64;
+
+const NONE: u32 = u32::MAX;
+
+#[inline]
+pub(crate) fn pair_key(a: u32, b: u32) -> u64 {
+    (u64::from(a) << 32) | u64::from(b)
+}
+
+/// The mergeable vocabulary: token bytes by id (id == rank), and the lookup tables.
+#[derive(Debug, Clone)]
+pub(crate) struct Bpe {
+    tokens: Vec<Box<[u8]>>,
+    encoder: FxHashMap<Box<[u8]>, u32>,
+    byte_ids: [u32; 256],
+    /// (left id, right id) -> id of the token whose bytes are left ++ right.
+    pairs: FxHashMap<u64, u32>,
+}
+
+impl Bpe {
+    /// Builds the tables. Every single byte must be a token and tokens must be distinct.
+    pub(crate) fn new(tokens: Vec<Vec<u8>>) -> Result<Self> {
+        let tokens: Vec<Box<[u8]>> = tokens.into_iter().map(Vec::into_boxed_slice).collect();
+        let mut encoder = FxHashMap::with_capacity_and_hasher(tokens.len(), Default::default());
+        for (id, t) in tokens.iter().enumerate() {
+            if t.is_empty() {
+                return Err(Error::Vocab(format!("token {id} is empty")));
+            }
+            let id = u32::try_from(id).map_err(|_| Error::Vocab("more than 2^32 tokens".into()))?;
+            if let Some(prev) = encoder.insert(t.clone(), id) {
+                return Err(Error::Vocab(format!(
+                    "tokens {prev} and {id} have the same bytes {t:?}"
+                )));
+            }
+        }
+        let mut byte_ids = [NONE; 256];
+        for (b, slot) in byte_ids.iter_mut().enumerate() {
+            *slot = *encoder
+                .get(&[b as u8][..])
+                .ok_or_else(|| Error::Vocab(format!("byte 0x{b:02x} is not a token")))?;
+        }
+        let mut pairs = FxHashMap::default();
+        for (id, t) in tokens.iter().enumerate() {
+            for k in 1..t.len() {
+                if let (Some(&l), Some(&r)) = (encoder.get(&t[..k]), encoder.get(&t[k..])) {
+                    pairs.insert(pair_key(l, r), id as u32);
+                }
+            }
+        }
+        Ok(Bpe {
+            tokens,
+            encoder,
+            byte_ids,
+            pairs,
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub(crate) fn token(&self, id: u32) -> Option<&[u8]> {
+        self.tokens.get(id as usize).map(|t| &t[..])
+    }
+
+    pub(crate) fn tokens(&self) -> &[Box<[u8]>] {
+        &self.tokens
+    }
+
+    /// The id of exactly these bytes, if they are one token.
+    pub(crate) fn lookup(&self, bytes: &[u8]) -> Option<u32> {
+        self.encoder.get(bytes).copied()
+    }
+
+    /// Every (left, right) -> merged entry, for exports.
+    pub(crate) fn pair_table(&self) -> &FxHashMap<u64, u32> {
+        &self.pairs
+    }
+
+    #[inline]
+    fn rank(&self, a: u32, b: u32) -> u32 {
+        self.pairs.get(&pair_key(a, b)).copied().unwrap_or(NONE)
+    }
+
+    /// Appends the tokens of one chunk to `out`.
+    pub(crate) fn encode_chunk(&self, chunk: &[u8], out: &mut Vec<u32>) {
+        if chunk.len() == 1 {
+            out.push(self.byte_ids[chunk[0] as usize]);
+            return;
+        }
+        if let Some(&id) = self.encoder.get(chunk) {
+            out.push(id);
+            return;
+        }
+        if chunk.len() < HEAP_MIN {
+            self.merge_small(chunk, out);
+        } else {
+            self.merge_large(chunk, out);
+        }
+    }
+
+    /// tiktoken's linear scan: O(n²) but tiny constants for short chunks.
+    fn merge_small(&self, chunk: &[u8], out: &mut Vec<u32>) {
+        let mut ids: [u32; HEAP_MIN] = [0; HEAP_MIN];
+        let mut ranks: [u32; HEAP_MIN] = [NONE; HEAP_MIN];
+        let mut n = chunk.len();
+        for (i, &b) in chunk.iter().enumerate() {
+            ids[i] = self.byte_ids[b as usize];
+        }
+        for i in 0..n - 1 {
+            ranks[i] = self.rank(ids[i], ids[i + 1]);
+        }
+        loop {
+            let mut best = NONE;
+            let mut at = 0;
+            for (i, &r) in ranks[..n - 1].iter().enumerate() {
+                if r < best {
+                    best = r;
+                    at = i;
+                }
+            }
+            if best == NONE {
+                break;
+            }
+            ids[at] = best;
+            ids.copy_within(at + 2..n, at + 1);
+            ranks.copy_within(at + 2..n, at + 1);
+            n -= 1;
+            ranks[n - 1] = NONE;
+            if at + 1 < n {
+                ranks[at] = self.rank(ids[at], ids[at + 1]);
+            } else {
+                ranks[at] = NONE;
+            }
+            if at > 0 {
+                ranks[at - 1] = self.rank(ids[at - 1], ids[at]);
+            }
+            if n == 1 {
+                break;
+            }
+        }
+        out.extend_from_slice(&ids[..n]);
+    }
+
+    /// Heap over (rank, position) with lazy invalidation on a doubly linked list of parts.
+    fn merge_large(&self, chunk: &[u8], out: &mut Vec<u32>) {
+        let n = chunk.len();
+        let mut ids: Vec<u32> = chunk.iter().map(|&b| self.byte_ids[b as usize]).collect();
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        next[n - 1] = NONE;
+        prev[0] = NONE;
+        let mut alive = vec![true; n];
+        // (rank, position of the left part, left id, right id) — ids detect stale entries.
+        let mut heap: BinaryHeap<Reverse<(u32, u32, u32, u32)>> = BinaryHeap::with_capacity(n);
+        for i in 0..n - 1 {
+            let r = self.rank(ids[i], ids[i + 1]);
+            if r != NONE {
+                heap.push(Reverse((r, i as u32, ids[i], ids[i + 1])));
+            }
+        }
+        while let Some(Reverse((r, i, a, b))) = heap.pop() {
+            let iu = i as usize;
+            if !alive[iu] || ids[iu] != a {
+                continue;
+            }
+            let j = next[iu];
+            if j == NONE || ids[j as usize] != b {
+                continue;
+            }
+            // Merge part j into part i.
+            ids[iu] = r;
+            alive[j as usize] = false;
+            let k = next[j as usize];
+            next[iu] = k;
+            if k != NONE {
+                prev[k as usize] = i;
+                let rr = self.rank(r, ids[k as usize]);
+                if rr != NONE {
+                    heap.push(Reverse((rr, i, r, ids[k as usize])));
+                }
+            }
+            let p = prev[iu];
+            if p != NONE {
+                let rp = self.rank(ids[p as usize], r);
+                if rp != NONE {
+                    heap.push(Reverse((rp, p, ids[p as usize], r)));
+                }
+            }
+        }
+        let mut i = 0u32;
+        while i != NONE {
+            out.push(ids[i as usize]);
+            i = next[i as usize];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab(extra: &[&[u8]]) -> Bpe {
+        let mut t: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        t.extend(extra.iter().map(|e| e.to_vec()));
+        Bpe::new(t).unwrap()
+    }
+
+    /// tiktoken's algorithm, written the slow obvious way, as the reference.
+    fn reference(bpe: &Bpe, chunk: &[u8]) -> Vec<u32> {
+        if let Some(id) = bpe.lookup(chunk) {
+            return vec![id];
+        }
+        let mut parts: Vec<Vec<u8>> = chunk.iter().map(|&b| vec![b]).collect();
+        loop {
+            let mut best: Option<(u32, usize)> = None;
+            for i in 0..parts.len().saturating_sub(1) {
+                let cat = [parts[i].clone(), parts[i + 1].clone()].concat();
+                if let Some(r) = bpe.lookup(&cat)
+                    && best.is_none_or(|(br, _)| r < br)
+                {
+                    best = Some((r, i));
+                }
+            }
+            let Some((_, i)) = best else { break };
+            let right = parts.remove(i + 1);
+            parts[i].extend(right);
+        }
+        parts.iter().map(|p| bpe.lookup(p).unwrap()).collect()
+    }
+
+    #[test]
+    fn small_and_large_agree_with_reference() {
+        let bpe = vocab(&[b"ab", b"bc", b"abc", b"aa", b"aaaa", b"ca", b"bca", b"cab"]);
+        let mut x: u64 = 12345;
+        for len in [2usize, 3, 5, 17, 63, 64, 65, 200, 1000] {
+            for _ in 0..50 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        b"abcx"[(x % 4) as usize]
+                    })
+                    .collect();
+                let want = reference(&bpe, &s);
+                let mut small = Vec::new();
+                let mut large = Vec::new();
+                if len < HEAP_MIN {
+                    bpe.merge_small(&s, &mut small);
+                } else {
+                    small = want.clone();
+                }
+                bpe.merge_large(&s, &mut large);
+                assert_eq!(small, want, "{:?}", String::from_utf8_lossy(&s));
+                assert_eq!(large, want, "{:?}", String::from_utf8_lossy(&s));
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_tokens_are_rejected() {
+        let mut t: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        t.push(b"ab".to_vec());
+        t.push(b"ab".to_vec());
+        assert!(matches!(Bpe::new(t), Err(Error::Vocab(_))));
+    }
+}

@@ -1,0 +1,881 @@
+//! Byte-level BPE training: parallel chunk counting, then incremental merges.
+//!
+//! # Algorithm
+//! 1. **Count chunks** ([`ChunkCounter`]): documents are split with the [`Splitter`] in parallel
+//!    (rayon, one batch of documents at a time); each batch is counted into per-thread maps that
+//!    borrow from the batch, and only chunks new to the global map are copied. Counts are `i64`.
+//!    Memory is proportional to the unique chunks, never to the corpus.
+//! 2. **Words**: unique chunks of two bytes or more, sorted by bytes (a canonical order that
+//!    does not depend on hashing or threads), stored flat in one `Vec<u32>` with offsets. Words
+//!    shrink in place as they are merged; nothing is reallocated per word per merge.
+//! 3. **Pair index**: for every pair, its weighted count and the list of words it occurs in,
+//!    built in parallel over word ranges and concatenated in range order.
+//! 4. **Merge loop**: a max-heap on (count, smaller pair first) with lazy refresh, as rustbpe.
+//!    The words of the winning pair are merged in place, in parallel when there are many
+//!    (disjoint word ranges carved out with `split_at_mut`, no `unsafe`); the count deltas are
+//!    summed per range and applied afterwards. Sums of integers do not depend on the order, so
+//!    **the merges are identical for any thread count** (tested).
+//!
+//! A merge whose bytes equal an existing token (possible when two different pairs spell the
+//! same string) re-uses that token's id instead of minting a duplicate, so the vocabulary always
+//! has distinct tokens and exports cleanly to tiktoken; [`TrainStats::duplicate_merges`] counts
+//! these.
+
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::bpe::pair_key;
+use crate::error::{Error, Result};
+use crate::pattern::{SplitPattern, Splitter};
+use crate::special::NANOCHAT_SPECIALS;
+use crate::tokenizer::Tokenizer;
+
+/// Training settings.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Total vocabulary size *including* the special tokens (nanochat: 65,536 with 9 specials).
+    pub vocab_size: u32,
+    /// The split pattern.
+    pub pattern: SplitPattern,
+    /// Special tokens appended after the mergeable tokens, in this order.
+    pub special_tokens: Vec<String>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            vocab_size: 65_536,
+            pattern: SplitPattern::default(),
+            special_tokens: NANOCHAT_SPECIALS.iter().map(|s| (*s).to_string()).collect(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Number of BPE merges this configuration asks for.
+    ///
+    /// # Errors
+    /// A vocabulary too small for the 256 bytes plus the specials.
+    pub fn merges(&self) -> Result<u32> {
+        let specials = u32::try_from(self.special_tokens.len()).unwrap_or(u32::MAX);
+        self.vocab_size.checked_sub(256 + specials).ok_or_else(|| {
+            Error::Config(format!(
+                "vocab size {} is smaller than 256 byte tokens + {specials} special tokens",
+                self.vocab_size
+            ))
+        })
+    }
+}
+
+/// Training phases, for progress reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Splitting documents and counting chunks.
+    Count,
+    /// Building the words and the initial pair counts.
+    Index,
+    /// The merge loop.
+    Merge,
+}
+
+impl Phase {
+    /// A short label for progress bars.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Count => "count",
+            Phase::Index => "pair index",
+            Phase::Merge => "merge",
+        }
+    }
+}
+
+/// Receives training progress. The CLI implements it with progress bars; the default methods
+/// ignore everything.
+pub trait Progress: Sync {
+    /// A phase starts; `total` is its length in its own unit (documents, words, merges).
+    fn start(&self, _phase: Phase, _total: Option<u64>) {}
+    /// `done` units of the current phase are finished (a running total).
+    fn update(&self, _phase: Phase, _done: u64) {}
+    /// A phase ended after `seconds`.
+    fn finish(&self, _phase: Phase, _seconds: f64) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What the input looked like and what training cost.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrainStats {
+    /// Documents read.
+    pub documents: u64,
+    /// Characters used for training (after the document cap).
+    pub chars: u64,
+    /// Bytes used for training.
+    pub bytes: u64,
+    /// Documents cut by the document cap.
+    pub capped_documents: u64,
+    /// Characters the document cap removed.
+    pub capped_chars: u64,
+    /// Chunks produced by the split pattern.
+    pub chunks: u64,
+    /// Distinct chunks.
+    pub unique_chunks: u64,
+    /// Total bytes of the distinct chunks.
+    pub unique_chunk_bytes: u64,
+    /// Merges performed (vocabulary size minus 256 minus specials, unless the data ran out).
+    pub merges: u32,
+    /// Merges whose bytes equalled an existing token and reused its id.
+    pub duplicate_merges: u32,
+    /// Seconds in each phase: counting, index, merging.
+    pub count_seconds: f64,
+    pub index_seconds: f64,
+    pub merge_seconds: f64,
+    /// Threads used.
+    pub threads: usize,
+}
+
+/// Counts the chunks of documents; the first half of training.
+#[derive(Debug)]
+pub struct ChunkCounter {
+    splitter: Splitter,
+    pattern: SplitPattern,
+    doc_cap: Option<usize>,
+    counts: FxHashMap<Box<str>, i64>,
+    stats: TrainStats,
+    seconds: f64,
+}
+
+impl ChunkCounter {
+    /// A counter for `pattern`; documents longer than `doc_cap` characters are cut to it
+    /// (nanochat uses 10,000), and the cut is counted in the stats.
+    ///
+    /// # Errors
+    /// A custom pattern that does not compile.
+    pub fn new(pattern: &SplitPattern, doc_cap: Option<usize>) -> Result<Self> {
+        Ok(ChunkCounter {
+            splitter: Splitter::new(pattern)?,
+            pattern: pattern.clone(),
+            doc_cap,
+            counts: FxHashMap::default(),
+            stats: TrainStats::default(),
+            seconds: 0.0,
+        })
+    }
+
+    /// Counts a batch of documents (in parallel). Feed batches of a few thousand documents or a
+    /// few MB; the batch is held in memory, the corpus never is.
+    ///
+    /// # Errors
+    /// Only a custom pattern can fail to split.
+    pub fn add_documents<S: AsRef<str> + Sync>(&mut self, docs: &[S]) -> Result<()> {
+        let t0 = Instant::now();
+        let cap = self.doc_cap;
+        let splitter = &self.splitter;
+        type Local<'a> = (FxHashMap<&'a str, i64>, [u64; 5]);
+        let (local, s) = docs
+            .par_iter()
+            .map(|d| cap_text(d.as_ref(), cap))
+            .try_fold(
+                || -> Local<'_> { (FxHashMap::default(), [0; 5]) },
+                |(mut m, mut s), (text, cut_chars)| {
+                    let mut n = 0u64;
+                    splitter.for_each(text, |c| {
+                        n += 1;
+                        *m.entry(c).or_insert(0) += 1;
+                    })?;
+                    s[0] += text.chars().count() as u64;
+                    s[1] += text.len() as u64;
+                    s[2] += u64::from(cut_chars > 0);
+                    s[3] += cut_chars as u64;
+                    s[4] += n;
+                    Ok::<_, Error>((m, s))
+                },
+            )
+            .try_reduce(
+                || (FxHashMap::default(), [0; 5]),
+                |(mut a, sa), (b, sb)| {
+                    let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+                    for (k, v) in small {
+                        *big.entry(k).or_insert(0) += v;
+                    }
+                    a = big;
+                    let mut s = sa;
+                    for i in 0..5 {
+                        s[i] += sb[i];
+                    }
+                    Ok((a, s))
+                },
+            )?;
+        for (k, v) in local {
+            if let Some(c) = self.counts.get_mut(k) {
+                *c += v;
+            } else {
+                self.counts.insert(k.into(), v);
+            }
+        }
+        self.stats.documents += docs.len() as u64;
+        self.stats.chars += s[0];
+        self.stats.bytes += s[1];
+        self.stats.capped_documents += s[2];
+        self.stats.capped_chars += s[3];
+        self.stats.chunks += s[4];
+        self.seconds += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Statistics so far (documents, characters, chunks…).
+    pub fn stats(&self) -> TrainStats {
+        let mut s = self.stats.clone();
+        s.unique_chunks = self.counts.len() as u64;
+        s.unique_chunk_bytes = self.counts.keys().map(|k| k.len() as u64).sum();
+        s.count_seconds = self.seconds;
+        s
+    }
+
+    /// Characters counted so far.
+    pub fn chars(&self) -> u64 {
+        self.stats.chars
+    }
+
+    /// Runs the merges and builds the tokenizer.
+    ///
+    /// # Errors
+    /// A vocabulary size that cannot hold the bytes and the specials.
+    pub fn train(
+        self,
+        config: &TrainConfig,
+        progress: &dyn Progress,
+    ) -> Result<(Tokenizer, TrainStats)> {
+        if config.pattern != self.pattern {
+            return Err(Error::Config(format!(
+                "chunks were counted with pattern {} but the config asks for {}",
+                self.pattern, config.pattern
+            )));
+        }
+        let n_merges = config.merges()?;
+        let mut stats = self.stats();
+        stats.threads = rayon::current_num_threads();
+
+        let t0 = Instant::now();
+        let mut chunks: Vec<(Box<str>, i64)> = self.counts.into_iter().collect();
+        progress.start(Phase::Index, Some(chunks.len() as u64));
+        chunks.par_sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let words = Words::new(chunks.into_iter().filter(|(k, _)| k.len() >= 2));
+        let mut index = PairIndex::build(&words);
+        stats.index_seconds = t0.elapsed().as_secs_f64();
+        progress.finish(Phase::Index, stats.index_seconds);
+
+        let t1 = Instant::now();
+        progress.start(Phase::Merge, Some(u64::from(n_merges)));
+        let (tokens, dups) = merge_loop(words, &mut index, n_merges, progress);
+        stats.merges = (tokens.len() - 256) as u32;
+        stats.duplicate_merges = dups;
+        stats.merge_seconds = t1.elapsed().as_secs_f64();
+        progress.finish(Phase::Merge, stats.merge_seconds);
+
+        let specials: Vec<&str> = config.special_tokens.iter().map(String::as_str).collect();
+        let tok = Tokenizer::from_tokens(tokens, config.pattern.clone(), &specials)?;
+        Ok((tok, stats))
+    }
+}
+
+/// Cuts `text` to at most `cap` characters; returns the kept text and the number of chars cut.
+fn cap_text(text: &str, cap: Option<usize>) -> (&str, usize) {
+    match cap {
+        Some(cap) if text.len() > cap => match text.char_indices().nth(cap) {
+            Some((i, _)) => (&text[..i], text[i..].chars().count()),
+            None => (text, 0),
+        },
+        _ => (text, 0),
+    }
+}
+
+/// Convenience: trains on an iterator of documents, reading batches, honouring `max_chars`
+/// (stop once this many characters have been counted, nanochat style) and `doc_cap`.
+///
+/// # Errors
+/// As [`ChunkCounter::add_documents`] and [`ChunkCounter::train`].
+pub fn train_from_iter<I, S>(
+    docs: I,
+    config: &TrainConfig,
+    doc_cap: Option<usize>,
+    max_chars: Option<u64>,
+    progress: &dyn Progress,
+) -> Result<(Tokenizer, TrainStats)>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str> + Sync,
+{
+    let mut counter = ChunkCounter::new(&config.pattern, doc_cap)?;
+    progress.start(Phase::Count, None);
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
+    let mut chars = 0u64;
+    for d in docs {
+        if max_chars.is_some_and(|m| chars >= m) {
+            break;
+        }
+        let n = d.as_ref().chars().count();
+        chars += doc_cap.map_or(n, |c| n.min(c)) as u64;
+        batch_bytes += d.as_ref().len();
+        batch.push(d);
+        if batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
+            counter.add_documents(&batch)?;
+            progress.update(Phase::Count, counter.stats.documents);
+            batch.clear();
+            batch_bytes = 0;
+        }
+    }
+    counter.add_documents(&batch)?;
+    progress.update(Phase::Count, counter.stats.documents);
+    progress.finish(Phase::Count, counter.seconds);
+    counter.train(config, progress)
+}
+
+/// Documents per counting batch.
+pub const BATCH_DOCS: usize = 8192;
+/// Bytes per counting batch.
+pub const BATCH_BYTES: usize = 32 << 20;
+
+// ---------------------------------------------------------------------------------------------
+
+/// Unique chunks as symbol sequences, flat.
+struct Words {
+    /// Symbols of all words, word i at `start[i]..start[i] + len[i]` (capacity up to `start[i+1]`).
+    ids: Vec<u32>,
+    start: Vec<usize>,
+    len: Vec<u32>,
+    count: Vec<i64>,
+}
+
+impl Words {
+    fn new(chunks: impl Iterator<Item = (Box<str>, i64)>) -> Self {
+        let mut w = Words {
+            ids: Vec::new(),
+            start: vec![0],
+            len: Vec::new(),
+            count: Vec::new(),
+        };
+        for (k, c) in chunks {
+            w.ids.extend(k.bytes().map(u32::from));
+            w.start.push(w.ids.len());
+            w.len.push(k.len() as u32);
+            w.count.push(c);
+        }
+        w
+    }
+
+    fn n(&self) -> usize {
+        self.len.len()
+    }
+}
+
+/// Count and word list of one pair.
+#[derive(Default)]
+struct Slot {
+    count: i64,
+    /// Words that may contain the pair (may hold stale entries and duplicates).
+    words: Vec<u32>,
+}
+
+/// Pair -> slot, sharded by a hash of the pair so that the index is built in parallel without
+/// per-thread copies (each shard is built by one task scanning all words).
+struct PairIndex {
+    shards: Vec<FxHashMap<u64, Slot>>,
+    shift: u32,
+    /// Word-list entries at build time (the rebuild trigger uses it).
+    entries: usize,
+}
+
+impl PairIndex {
+    fn build(words: &Words) -> Self {
+        let n_shards = (rayon::current_num_threads() * 2).next_power_of_two();
+        let shift = 64 - n_shards.trailing_zeros();
+        let shards: Vec<FxHashMap<u64, Slot>> = (0..n_shards)
+            .into_par_iter()
+            .map(|sh| {
+                let mut m: FxHashMap<u64, Slot> = FxHashMap::default();
+                for w in 0..words.n() {
+                    let s = &words.ids[words.start[w]..words.start[w] + words.len[w] as usize];
+                    let c = words.count[w];
+                    for p in s.windows(2) {
+                        let key = pair_key(p[0], p[1]);
+                        if shard_of(key, shift) != sh {
+                            continue;
+                        }
+                        let slot = m.entry(key).or_default();
+                        slot.count += c;
+                        if slot.words.last() != Some(&(w as u32)) {
+                            slot.words.push(w as u32);
+                        }
+                    }
+                }
+                m
+            })
+            .collect();
+        let entries = shards
+            .iter()
+            .flat_map(|m| m.values())
+            .map(|s| s.words.len())
+            .sum();
+        PairIndex {
+            shards,
+            shift,
+            entries,
+        }
+    }
+
+    #[inline]
+    fn map(&mut self, key: u64) -> &mut FxHashMap<u64, Slot> {
+        let i = shard_of(key, self.shift);
+        &mut self.shards[i]
+    }
+
+    #[inline]
+    fn count(&self, key: u64) -> i64 {
+        self.shards[shard_of(key, self.shift)]
+            .get(&key)
+            .map_or(0, |s| s.count)
+    }
+
+    fn heap(&self) -> BinaryHeap<Job> {
+        self.shards
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter(|(_, s)| s.count > 0)
+            .map(|(&k, s)| Job {
+                count: s.count,
+                pair: std::cmp::Reverse(k),
+            })
+            .collect()
+    }
+}
+
+#[inline]
+fn shard_of(key: u64, shift: u32) -> usize {
+    if shift >= 64 {
+        0
+    } else {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+    }
+}
+
+/// Changes one merge makes to the pair index in one word range: per pair, the count delta and
+/// the words (ascending, each once) that gained it.
+type Deltas = FxHashMap<u64, (i64, Vec<u32>)>;
+
+/// Merges `(a, b)` into `new` in one word, in place. Mirrors rustbpe's delta rules exactly.
+#[inline]
+fn merge_word(
+    ids: &mut [u32],
+    len: &mut u32,
+    (a, b, new): (u32, u32, u32),
+    c: i64,
+    w: u32,
+    d: &mut impl FnMut(u64, i64, Option<u32>),
+) {
+    let n = *len as usize;
+    let (mut r, mut wr) = (0, 0);
+    while r < n {
+        if r + 1 < n && ids[r] == a && ids[r + 1] == b {
+            if wr > 0 {
+                let x = ids[wr - 1];
+                d(pair_key(x, a), -c, None);
+                d(pair_key(x, new), c, Some(w));
+            }
+            d(pair_key(a, b), -c, None);
+            if r + 2 < n {
+                let y = ids[r + 2];
+                d(pair_key(b, y), -c, None);
+                d(pair_key(new, y), c, Some(w));
+            }
+            ids[wr] = new;
+            wr += 1;
+            r += 2;
+        } else {
+            ids[wr] = ids[r];
+            wr += 1;
+            r += 1;
+        }
+    }
+    *len = wr as u32;
+}
+
+/// The index is never rebuilt for fewer stale entries than this (small in unit tests so that
+/// the rebuild path is exercised).
+#[cfg(not(test))]
+const REBUILD_MIN: usize = 1 << 20;
+#[cfg(test)]
+const REBUILD_MIN: usize = 16;
+
+/// Below this many words a merge runs on the calling thread (tiny in unit tests so that both
+/// paths are compared with the reference trainer).
+#[cfg(not(test))]
+const PAR_MIN_WORDS: usize = 4096;
+#[cfg(test)]
+const PAR_MIN_WORDS: usize = 2;
+
+/// Heap entry: max count first, then the smaller pair (rustbpe's order).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Job {
+    count: i64,
+    pair: std::cmp::Reverse<u64>,
+}
+
+fn merge_loop(
+    mut words: Words,
+    index: &mut PairIndex,
+    n_merges: u32,
+    progress: &dyn Progress,
+) -> (Vec<Vec<u8>>, u32) {
+    let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+    let mut by_bytes: FxHashMap<Vec<u8>, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let mut heap = index.heap();
+    // Word lists keep stale entries (words that lost a pair whose count is still positive). Once
+    // as many entries were added as the index held when built, it is rebuilt from the words:
+    // exact same counts, so the same merges, with bounded memory.
+    let mut pushed = 0usize;
+    let mut dups = 0u32;
+    let mut done = 0u32;
+    let report_every = (n_merges / 200).max(1);
+    let parallel = rayon::current_num_threads() > 1;
+
+    while done < n_merges {
+        let Some(job) = heap.pop() else { break };
+        let key = job.pair.0;
+        let current = index.count(key);
+        if job.count != current {
+            // Stale: counts of existing pairs only fall, except pairs that just gained (those
+            // were pushed again with their new count), so a too-low entry is simply dropped.
+            if job.count > current && current > 0 {
+                heap.push(Job {
+                    count: current,
+                    pair: job.pair,
+                });
+            }
+            continue;
+        }
+        if current <= 0 {
+            break;
+        }
+        let (a, b) = ((key >> 32) as u32, key as u32);
+        let mut merged = tokens[a as usize].clone();
+        merged.extend_from_slice(&tokens[b as usize]);
+        let new = match by_bytes.get(&merged) {
+            Some(&id) => {
+                dups += 1;
+                id
+            }
+            None => {
+                let id = tokens.len() as u32;
+                by_bytes.insert(merged.clone(), id);
+                tokens.push(merged);
+                done += 1;
+                if done.is_multiple_of(report_every) {
+                    progress.update(Phase::Merge, u64::from(done));
+                }
+                id
+            }
+        };
+
+        let mut list = std::mem::take(&mut index.map(key).get_mut(&key).expect("present").words);
+        list.sort_unstable();
+        list.dedup();
+
+        let mut gained: Vec<u64> = Vec::new();
+        if !parallel || list.len() < PAR_MIN_WORDS {
+            let slots = &mut *index;
+            let Words {
+                ids,
+                start,
+                len,
+                count,
+            } = &mut words;
+            for &w in &list {
+                let wi = w as usize;
+                let s = start[wi];
+                merge_word(
+                    &mut ids[s..start[wi + 1]],
+                    &mut len[wi],
+                    (a, b, new),
+                    count[wi],
+                    w,
+                    &mut |p, dc, g| {
+                        apply_delta(slots, p, dc, g, &mut gained);
+                    },
+                );
+            }
+            pushed += gained.len();
+        } else {
+            let parts = split_words(&mut words, &list, rayon::current_num_threads() * 4);
+            let deltas: Vec<Deltas> = parts
+                .into_par_iter()
+                .map(|part| {
+                    let mut d = Deltas::default();
+                    for &w in part.list {
+                        let wi = w as usize - part.first;
+                        let s = part.start[wi] - part.base;
+                        let e = part.start[wi + 1] - part.base;
+                        merge_word(
+                            &mut part.ids[s..e],
+                            &mut part.len[wi],
+                            (a, b, new),
+                            part.count[wi],
+                            w,
+                            &mut |p, dc, g| {
+                                let (c, ws) = d.entry(p).or_default();
+                                *c += dc;
+                                if let Some(w) = g
+                                    && ws.last() != Some(&w)
+                                {
+                                    ws.push(w);
+                                }
+                            },
+                        );
+                    }
+                    d
+                })
+                .collect();
+            // Gains first (they create slots), then the net counts, which may empty a slot.
+            for d in &deltas {
+                for (&p, (_, ws)) in d {
+                    if !ws.is_empty() {
+                        index
+                            .map(p)
+                            .entry(p)
+                            .or_default()
+                            .words
+                            .extend_from_slice(ws);
+                        pushed += ws.len();
+                        gained.push(p);
+                    }
+                }
+            }
+            // Increases before decreases: summed per range, a count could otherwise touch zero
+            // (and free its slot) before another range's increase of the same pair is applied.
+            for positive in [true, false] {
+                for d in &deltas {
+                    for (&p, &(dc, _)) in d {
+                        if (dc > 0) == positive {
+                            apply_delta(index, p, dc, None, &mut gained);
+                        }
+                    }
+                }
+            }
+        }
+        index.map(key).remove(&key);
+        if pushed > index.entries.max(REBUILD_MIN) {
+            *index = PairIndex::build(&words);
+            heap = index.heap();
+            pushed = 0;
+            continue;
+        }
+        gained.sort_unstable();
+        gained.dedup();
+        for p in gained {
+            let c = index.count(p);
+            if c > 0 {
+                heap.push(Job {
+                    count: c,
+                    pair: std::cmp::Reverse(p),
+                });
+            }
+        }
+    }
+    progress.update(Phase::Merge, u64::from(done));
+    (tokens, dups)
+}
+
+/// Applies one count delta; a pair whose count reaches zero occurs nowhere any more, so its slot
+/// (and its list of stale word indices) is freed.
+#[inline]
+fn apply_delta(index: &mut PairIndex, p: u64, dc: i64, g: Option<u32>, gained: &mut Vec<u64>) {
+    use std::collections::hash_map::Entry;
+    match index.map(p).entry(p) {
+        Entry::Occupied(mut e) => {
+            let s = e.get_mut();
+            s.count += dc;
+            if let Some(w) = g
+                && s.words.last() != Some(&w)
+            {
+                s.words.push(w);
+                gained.push(p);
+            }
+            if s.count == 0 {
+                e.remove();
+            }
+        }
+        Entry::Vacant(e) => {
+            if dc <= 0 && g.is_none() {
+                return; // the merged pair itself, already emptied
+            }
+            let s = e.insert(Slot {
+                count: dc,
+                words: Vec::new(),
+            });
+            if let Some(w) = g {
+                s.words.push(w);
+                gained.push(p);
+            }
+        }
+    }
+}
+
+/// A contiguous range of words, mutably borrowed, with the sorted word list that falls in it.
+struct Part<'a> {
+    list: &'a [u32],
+    first: usize,
+    base: usize,
+    start: &'a [usize],
+    ids: &'a mut [u32],
+    len: &'a mut [u32],
+    count: &'a [i64],
+}
+
+/// Cuts `words` into up to `k` disjoint mutable ranges following the sorted `list`.
+fn split_words<'a>(words: &'a mut Words, list: &'a [u32], k: usize) -> Vec<Part<'a>> {
+    let per = list.len().div_ceil(k).max(1);
+    let Words {
+        ids,
+        start,
+        len,
+        count,
+    } = words;
+    let mut ids_rest: &mut [u32] = ids;
+    let mut len_rest: &mut [u32] = len;
+    let (mut ids_off, mut len_off) = (0usize, 0usize);
+    let mut parts = Vec::new();
+    for sub in list.chunks(per) {
+        let first = sub[0] as usize;
+        let last = *sub.last().expect("non-empty") as usize;
+        // Skip to `first`.
+        let (_, r) = std::mem::take(&mut ids_rest).split_at_mut(start[first] - ids_off);
+        let (mine, r) = r.split_at_mut(start[last + 1] - start[first]);
+        ids_rest = r;
+        ids_off = start[last + 1];
+        let (_, lr) = std::mem::take(&mut len_rest).split_at_mut(first - len_off);
+        let (lmine, lr) = lr.split_at_mut(last + 1 - first);
+        len_rest = lr;
+        len_off = last + 1;
+        parts.push(Part {
+            list: sub,
+            first,
+            base: start[first],
+            start: &start[first..=last + 1],
+            ids: mine,
+            len: lmine,
+            count: &count[first..=last],
+        });
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The obvious BPE trainer (minbpe style): recount every pair over all words each merge.
+    fn reference(chunks: &[(&str, i64)], n_merges: usize) -> Vec<Vec<u8>> {
+        let mut words: Vec<(Vec<u32>, i64)> = chunks
+            .iter()
+            .map(|(s, c)| (s.bytes().map(u32::from).collect(), *c))
+            .collect();
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        for _ in 0..n_merges {
+            let mut counts: std::collections::BTreeMap<(u32, u32), i64> = Default::default();
+            for (w, c) in &words {
+                for p in w.windows(2) {
+                    *counts.entry((p[0], p[1])).or_default() += c;
+                }
+            }
+            let Some((&(a, b), _)) = counts
+                .iter()
+                .filter(|(_, c)| **c > 0)
+                .max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0)))
+            else {
+                break;
+            };
+            let bytes = [tokens[a as usize].clone(), tokens[b as usize].clone()].concat();
+            let new = match tokens.iter().position(|t| *t == bytes) {
+                Some(i) => i as u32,
+                None => {
+                    tokens.push(bytes);
+                    (tokens.len() - 1) as u32
+                }
+            };
+            for (w, _) in &mut words {
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < w.len() {
+                    if i + 1 < w.len() && w[i] == a && w[i + 1] == b {
+                        out.push(new);
+                        i += 2;
+                    } else {
+                        out.push(w[i]);
+                        i += 1;
+                    }
+                }
+                *w = out;
+            }
+        }
+        tokens
+    }
+
+    fn train_chunks(chunks: &[(&str, i64)], n_merges: u32) -> Vec<Vec<u8>> {
+        let mut sorted: Vec<(Box<str>, i64)> =
+            chunks.iter().map(|(s, c)| ((*s).into(), *c)).collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let words = Words::new(sorted.into_iter().filter(|(k, _)| k.len() >= 2));
+        let mut index = PairIndex::build(&words);
+        merge_loop(words, &mut index, n_merges, &NoProgress).0
+    }
+
+    #[test]
+    fn matches_reference_trainer() {
+        let chunks = [
+            ("aaaa", 3),
+            ("abab", 2),
+            ("ababab", 1),
+            ("banana", 5),
+            ("bandana", 2),
+            ("吾輩は猫", 4),
+            ("猫である", 3),
+            ("aaa", 7),
+            ("abc", 2),
+            ("bca", 2),
+        ];
+        for m in [1, 5, 20, 40] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap();
+            let got = train_chunks(&chunks, m);
+            assert_eq!(
+                got,
+                pool.install(|| train_chunks(&chunks, m)),
+                "parallel path, {m} merges"
+            );
+            let want = reference(&chunks, 10_000);
+            let want: Vec<_> = want.into_iter().take(256 + m as usize).collect();
+            assert_eq!(got, want, "{m} merges");
+        }
+    }
+
+    #[test]
+    fn cap_text_counts_what_it_cuts() {
+        assert_eq!(cap_text("あいうえお", Some(3)), ("あいう", 2));
+        assert_eq!(cap_text("あいう", Some(3)), ("あいう", 0));
+        assert_eq!(cap_text("abc", None), ("abc", 0));
+    }
+}
