@@ -1,0 +1,29 @@
+//! Embeds every `datasets/recipes/*.toml` into the library, so `njp recipes list` works from any
+//! directory. The recipes themselves stay plain files, reviewed like code.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/recipes");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut out = String::from("/// `(file stem, TOML text)` of every bundled recipe, sorted by name.\npub static BUNDLED: &[(&str, &str)] = &[\n");
+    for p in &names {
+        println!("cargo:rerun-if-changed={}", p.display());
+        let stem = p.file_stem().unwrap().to_string_lossy();
+        let abs = p.canonicalize().unwrap();
+        writeln!(out, "    ({stem:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("recipes.rs");
+    std::fs::write(dest, out).unwrap();
+}

@@ -1,0 +1,317 @@
+//! Text normalization and the share-of-Japanese-script check.
+//!
+//! Every text field of a record goes through the same steps, each counted when it changes
+//! something ([`NormStats`]):
+//!
+//! 1. control characters: C0/C1 controls other than tab and newline, U+FEFF (a BOM inside text),
+//!    U+FFFE/U+FFFF are removed;
+//! 2. newlines: CRLF, CR, NEL (U+0085), U+2028 and U+2029 become LF;
+//! 3. Unicode form: NFC by default (canonical composition only: half-width katakana and
+//!    full-width ASCII stay as written), NFKC optionally (folds both);
+//! 4. whitespace: trailing spaces and tabs at line ends are removed, three or more newlines
+//!    become two, and the text is trimmed. Code (python tool calls) keeps its indentation and
+//!    blank lines; only steps 1–3 apply to it.
+
+use std::borrow::Cow;
+
+use njp_datasets::{PartKind, Record};
+use serde::Serialize;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick, is_nfkc_quick};
+
+use crate::recipe::{Form, NormalizeSpec};
+
+/// What normalization changed, over a dataset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NormStats {
+    /// Text fields looked at.
+    pub texts: u64,
+    /// Records with at least one change.
+    pub records_changed: u64,
+    /// Text fields changed by each step.
+    pub control_removed: u64,
+    pub newlines_fixed: u64,
+    pub unicode_form: u64,
+    pub whitespace_fixed: u64,
+    /// Control characters removed in total.
+    pub control_chars: u64,
+}
+
+impl NormStats {
+    pub fn add(&mut self, o: &NormStats) {
+        self.texts += o.texts;
+        self.records_changed += o.records_changed;
+        self.control_removed += o.control_removed;
+        self.newlines_fixed += o.newlines_fixed;
+        self.unicode_form += o.unicode_form;
+        self.whitespace_fixed += o.whitespace_fixed;
+        self.control_chars += o.control_chars;
+    }
+}
+
+/// Applies a [`NormalizeSpec`].
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    spec: NormalizeSpec,
+}
+
+fn is_control(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+}
+
+fn is_newline_variant(c: char) -> bool {
+    matches!(c, '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+impl Normalizer {
+    pub fn new(spec: NormalizeSpec) -> Self {
+        Normalizer { spec }
+    }
+
+    /// Normalizes one text; `code` keeps indentation and blank lines.
+    pub fn text<'a>(&self, s: &'a str, code: bool, st: &mut NormStats) -> Cow<'a, str> {
+        st.texts += 1;
+        let mut cur: Cow<'a, str> = Cow::Borrowed(s);
+        if self.spec.control && cur.chars().any(is_control) {
+            let before = cur.chars().count();
+            let cleaned: String = cur.chars().filter(|&c| !is_control(c)).collect();
+            st.control_chars += (before - cleaned.chars().count()) as u64;
+            st.control_removed += 1;
+            cur = Cow::Owned(cleaned);
+        }
+        if self.spec.newlines && cur.chars().any(is_newline_variant) {
+            let mut out = String::with_capacity(cur.len());
+            let mut chars = cur.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\r' => {
+                        if chars.peek() == Some(&'\n') {
+                            chars.next();
+                        }
+                        out.push('\n');
+                    }
+                    '\u{85}' | '\u{2028}' | '\u{2029}' => out.push('\n'),
+                    other => out.push(other),
+                }
+            }
+            st.newlines_fixed += 1;
+            cur = Cow::Owned(out);
+        }
+        match self.spec.form {
+            Form::Nfc => {
+                if is_nfc_quick(cur.chars()) != IsNormalized::Yes {
+                    let n: String = cur.nfc().collect();
+                    if n != cur {
+                        st.unicode_form += 1;
+                        cur = Cow::Owned(n);
+                    }
+                }
+            }
+            Form::Nfkc => {
+                if is_nfkc_quick(cur.chars()) != IsNormalized::Yes {
+                    let n: String = cur.nfkc().collect();
+                    if n != cur {
+                        st.unicode_form += 1;
+                        cur = Cow::Owned(n);
+                    }
+                }
+            }
+            Form::None => {}
+        }
+        if self.spec.whitespace && !code {
+            if let Some(fixed) = clean_whitespace(&cur) {
+                st.whitespace_fixed += 1;
+                cur = Cow::Owned(fixed);
+            }
+        }
+        cur
+    }
+
+    /// Normalizes every text of a record in place. Returns whether anything changed.
+    pub fn record(&self, r: &mut Record, st: &mut NormStats) -> bool {
+        let mut changed = false;
+        let mut apply = |s: &mut String, code: bool, st: &mut NormStats| {
+            if let Cow::Owned(n) = self.text(s, code, st) {
+                if n != *s {
+                    *s = n;
+                    changed = true;
+                }
+            }
+        };
+        match r {
+            Record::Document(d) => apply(&mut d.text, false, st),
+            Record::Conversation(c) => {
+                for m in &mut c.messages {
+                    for p in &mut m.parts {
+                        // Tool outputs are compared with calculator results: only control
+                        // characters and newlines may change there, as in code.
+                        let code = p.kind != PartKind::Text;
+                        apply(&mut p.text, code, st);
+                    }
+                }
+            }
+            Record::MultipleChoice(mc) => {
+                apply(&mut mc.question, false, st);
+                for c in &mut mc.choices {
+                    apply(c, false, st);
+                }
+                if let Some(s) = &mut mc.subject {
+                    apply(s, false, st);
+                }
+            }
+            Record::Math(m) => {
+                apply(&mut m.question, false, st);
+                apply(&mut m.solution, false, st);
+            }
+        }
+        if changed {
+            st.records_changed += 1;
+        }
+        changed
+    }
+}
+
+/// Trailing blanks removed per line, 3+ newlines → 2, whole text trimmed. `None` when unchanged.
+fn clean_whitespace(s: &str) -> Option<String> {
+    let edge = |c: char| matches!(c, ' ' | '\t' | '\n');
+    let needs = s.starts_with(edge)
+        || s.ends_with(edge)
+        || s.ends_with('\u{3000}')
+        || s.contains(" \n")
+        || s.contains("\t\n")
+        || s.contains("\n\n\n")
+        || s.contains("\u{3000}\n");
+    if !needs {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut newlines = 0usize;
+    for (i, line) in s.trim_matches(edge).split('\n').enumerate() {
+        let line = line.trim_end_matches([' ', '\t', '\u{3000}']);
+        if i > 0 {
+            if line.is_empty() {
+                newlines += 1;
+                continue;
+            }
+            out.push_str(if newlines >= 1 { "\n\n" } else { "\n" });
+            newlines = 0;
+        }
+        out.push_str(line);
+    }
+    (out != s).then_some(out)
+}
+
+/// Whether a character is Japanese script: hiragana, katakana (full and half width), kanji
+/// (CJK unified ideographs and extensions, compatibility ideographs) and the iteration marks.
+pub fn is_japanese(c: char) -> bool {
+    matches!(c,
+        '\u{3040}'..='\u{309f}'   // hiragana
+        | '\u{30a0}'..='\u{30ff}' // katakana
+        | '\u{31f0}'..='\u{31ff}' // katakana phonetic extensions
+        | '\u{ff66}'..='\u{ff9f}' // half-width katakana
+        | '\u{3400}'..='\u{4dbf}' // CJK extension A
+        | '\u{4e00}'..='\u{9fff}' // CJK unified ideographs
+        | '\u{f900}'..='\u{faff}' // compatibility ideographs
+        | '\u{20000}'..='\u{3134f}' // extensions B–G
+        | '々' | '〆' | '〇' | 'ヵ' | 'ヶ')
+}
+
+/// Share of Japanese-script characters among the letters of `text` (0 when it has no letters),
+/// and the number of letters.
+pub fn japanese_share(text: &str) -> (f64, usize) {
+    let mut letters = 0usize;
+    let mut ja = 0usize;
+    for c in text.chars() {
+        if is_japanese(c) {
+            ja += 1;
+            letters += 1;
+        } else if c.is_alphabetic() {
+            letters += 1;
+        }
+    }
+    if letters == 0 {
+        (0.0, 0)
+    } else {
+        (ja as f64 / letters as f64, letters)
+    }
+}
+
+/// The text a record is judged on (language share, length, duplicates): documents' text,
+/// every message, question + choices, question + solution.
+pub fn record_text(r: &Record) -> String {
+    match r {
+        Record::Document(d) => d.text.clone(),
+        Record::Conversation(c) => {
+            let mut s = String::new();
+            for m in &c.messages {
+                for p in &m.parts {
+                    s.push_str(&p.text);
+                }
+                s.push('\n');
+            }
+            s
+        }
+        Record::MultipleChoice(mc) => {
+            let mut s = mc.question.clone();
+            for c in &mc.choices {
+                s.push('\n');
+                s.push_str(c);
+            }
+            s
+        }
+        Record::Math(m) => format!("{}\n{}", m.question, m.solution),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(spec: NormalizeSpec, s: &str) -> (String, NormStats) {
+        let mut st = NormStats::default();
+        let out = Normalizer::new(spec).text(s, false, &mut st).into_owned();
+        (out, st)
+    }
+
+    #[test]
+    fn steps_are_counted() {
+        let (out, st) = norm(NormalizeSpec::default(), "\u{feff}こんにちは \r\n\r\n\r\n\r\n世界\u{7}\r");
+        assert_eq!(out, "こんにちは\n\n世界");
+        assert_eq!(
+            (st.control_removed, st.control_chars, st.newlines_fixed, st.whitespace_fixed, st.unicode_form),
+            (1, 2, 1, 1, 0)
+        );
+        // NFC composes か + ゛ (combining) into が; half-width katakana stays under NFC.
+        let (out, st) = norm(NormalizeSpec::default(), "か\u{3099}ｶﾞ");
+        assert_eq!(out, "がｶﾞ");
+        assert_eq!(st.unicode_form, 1);
+        let nfkc = NormalizeSpec {
+            form: Form::Nfkc,
+            ..NormalizeSpec::default()
+        };
+        let (out, _) = norm(nfkc, "ｶﾞＡ１");
+        assert_eq!(out, "ガA1");
+        let (out, st) = norm(NormalizeSpec::default(), "already clean\nline");
+        assert_eq!(out, "already clean\nline");
+        assert_eq!(st, NormStats { texts: 1, ..NormStats::default() });
+    }
+
+    #[test]
+    fn code_keeps_indentation() {
+        let mut st = NormStats::default();
+        let n = Normalizer::new(NormalizeSpec::default());
+        let code = "def f():\r\n    return 1\n\n\n\nprint(f())\n";
+        assert_eq!(
+            n.text(code, true, &mut st),
+            "def f():\n    return 1\n\n\n\nprint(f())\n"
+        );
+    }
+
+    #[test]
+    fn japanese_share_counts_letters_only() {
+        let (s, n) = japanese_share("りんごが3個と5個あります。Total 8");
+        assert_eq!(n, 16);
+        assert!((s - 11.0 / 16.0).abs() < 1e-9, "{s}");
+        assert_eq!(japanese_share("12 + 3 = 15"), (0.0, 0));
+        assert_eq!(japanese_share("ｶﾀｶﾅ漢字").0, 1.0);
+    }
+}
