@@ -186,6 +186,10 @@ where
     });
     let token_bytes = data.tokenizer.as_ref().map(|t| t.token_bytes());
     let flops_per_token = cfg.model.flops_per_token();
+    // Every validation pass reads the same batches from the start of the validation data
+    // (nanochat builds a fresh loader per evaluation), so values are comparable across steps
+    // and across a resume.
+    let val_start = data.val.as_ref().map(|v| v.state());
     let mut wrapped = data.train.wrapped();
     let mut last_loss = None;
     loop {
@@ -197,7 +201,8 @@ where
         let fresh_point = !(resumed && s == start_step);
         let due = |every: Option<u64>| every.is_some_and(|k| k > 0 && s % k == 0) || last;
         if fresh_point && due(cfg.eval_every) {
-            if let (Some(val), Some(tb)) = (data.val.as_mut(), token_bytes.as_ref()) {
+            if let (Some(val), Some(tb), Some(start)) = (data.val.as_mut(), token_bytes.as_ref(), val_start.as_ref()) {
+                val.restore(start)?;
                 let bpb = evaluate_bpb(&st.model.valid(), val.as_mut(), cfg.eval_batches, tb, device)?;
                 st.loop_state.min_val_bpb = Some(st.loop_state.min_val_bpb.map_or(bpb, |m| m.min(bpb)));
                 st.last_val_bpb = Some(bpb);
