@@ -60,11 +60,18 @@ fn causal_block_mask<B: Backend>(r0: usize, c: usize, device: &B::Device) -> Ten
 ///
 /// # Shapes
 /// `qc`: `[B, H, c, D]`, `kc`: `[B, H, r0 + c, D]` → `[B, H, c, r0 + c]`.
-fn chunk_scores<B: Backend>(qc: Tensor<B, 4>, kc: Tensor<B, 4>, r0: usize, scale: f64) -> Tensor<B, 4> {
+fn chunk_scores<B: Backend>(
+    qc: Tensor<B, 4>,
+    kc: Tensor<B, 4>,
+    r0: usize,
+    scale: f64,
+) -> Tensor<B, 4> {
     let [b, h, c, _] = qc.dims();
     let device = qc.device();
     let s = qc.matmul(kc.swap_dims(2, 3)).cast(DType::F32) * scale;
-    let mask = causal_block_mask::<B>(r0, c, &device).unsqueeze::<4>().expand([b, h, c, r0 + c]);
+    let mask = causal_block_mask::<B>(r0, c, &device)
+        .unsqueeze::<4>()
+        .expand([b, h, c, r0 + c]);
     s.mask_fill(mask, f32::NEG_INFINITY)
 }
 
@@ -85,11 +92,20 @@ pub fn chunked_forward<B: Backend>(
     let mut lses = Vec::new();
     for (r0, c) in chunks(t, chunk) {
         let r1 = r0 + c;
-        let s = chunk_scores(q.clone().narrow(2, r0, c), k.clone().narrow(2, 0, r1), r0, scale);
+        let s = chunk_scores(
+            q.clone().narrow(2, r0, c),
+            k.clone().narrow(2, 0, r1),
+            r0,
+            scale,
+        );
         let m = s.clone().max_dim(3);
         let p = (s - m.clone()).exp();
         let l = p.clone().sum_dim(3);
-        let o = p.cast(dtype).matmul(v.clone().narrow(2, 0, r1)).cast(DType::F32) / l.clone();
+        let o = p
+            .cast(dtype)
+            .matmul(v.clone().narrow(2, 0, r1))
+            .cast(DType::F32)
+            / l.clone();
         outs.push(o.cast(dtype));
         lses.push(m + l.log());
     }
@@ -126,7 +142,12 @@ pub fn chunked_backward<B: Backend>(
         let doc = d_o.clone().narrow(2, r0, c);
         let s = chunk_scores(qc.clone(), kc.clone(), r0, scale);
         let p = (s - lse.clone().narrow(2, r0, c)).exp(); // [B, H, c, r1]
-        let dv_part = p.clone().cast(dtype).swap_dims(2, 3).matmul(doc.clone()).cast(DType::F32);
+        let dv_part = p
+            .clone()
+            .cast(dtype)
+            .swap_dims(2, 3)
+            .matmul(doc.clone())
+            .cast(DType::F32);
         let dp = doc.matmul(vc.swap_dims(2, 3)).cast(DType::F32);
         let ds = p * (dp - delta.clone().narrow(2, r0, c));
         let ds_lo = ds.cast(dtype);
@@ -194,12 +215,25 @@ impl<B: Backend, C: CheckpointStrategy> AttentionBackend for Autodiff<B, C> {
     ) -> Tensor<Self, 4> {
         let (q, k, v) = (unwrap(q), unwrap(k), unwrap(v));
         let nodes = [q.node.clone(), k.node.clone(), v.node.clone()];
-        let (qi, ki, vi) = (wrap::<B>(q.primitive), wrap::<B>(k.primitive), wrap::<B>(v.primitive));
-        let prep = ChunkedAttentionBackward { chunk }.prepare::<C>(nodes).compute_bound().stateful();
+        let (qi, ki, vi) = (
+            wrap::<B>(q.primitive),
+            wrap::<B>(k.primitive),
+            wrap::<B>(v.primitive),
+        );
+        let prep = ChunkedAttentionBackward { chunk }
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful();
         let out = match prep {
             OpsKind::Tracked(prep) => {
                 let (o, lse) = chunked_forward(qi.clone(), ki.clone(), vi.clone(), chunk);
-                let state = (unwrap(qi), unwrap(ki), unwrap(vi), unwrap(o.clone()), unwrap(lse));
+                let state = (
+                    unwrap(qi),
+                    unwrap(ki),
+                    unwrap(vi),
+                    unwrap(o.clone()),
+                    unwrap(lse),
+                );
                 prep.finish(state, unwrap(o))
             }
             OpsKind::UnTracked(prep) => prep.finish(unwrap(chunked_forward(qi, ki, vi, chunk).0)),
@@ -226,7 +260,11 @@ mod tests {
     }
 
     fn plain<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) -> Tensor<B, 4> {
-        let opts = AttentionModuleOptions { scale: None, softcap: None, is_causal: true };
+        let opts = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: true,
+        };
         attention(q, k, v, None, None, opts)
     }
 
@@ -241,13 +279,15 @@ mod tests {
             let w = rand4::<Ad>(shape, 4, &device); // random upstream gradient
             let o1 = plain(q1.clone(), k1.clone(), v1.clone());
             let o2 = Ad::chunked_causal_attention(q2.clone(), k2.clone(), v2.clone(), chunk);
-            o2.to_data().assert_approx_eq::<f32>(&o1.to_data(), Tolerance::absolute(1e-5));
+            o2.to_data()
+                .assert_approx_eq::<f32>(&o1.to_data(), Tolerance::absolute(1e-5));
             let g1 = (o1 * w.clone()).sum().backward();
             let g2 = (o2 * w).sum().backward();
             for (a, b) in [(&q1, &q2), (&k1, &k2), (&v1, &v2)] {
                 let ga = a.grad(&g1).unwrap();
                 let gb = b.grad(&g2).unwrap();
-                gb.to_data().assert_approx_eq::<f32>(&ga.to_data(), Tolerance::absolute(1e-4));
+                gb.to_data()
+                    .assert_approx_eq::<f32>(&ga.to_data(), Tolerance::absolute(1e-4));
             }
         }
     }
@@ -260,6 +300,7 @@ mod tests {
         let v = Tensor::<Flex, 4>::random([1, 2, 20, 8], Distribution::Normal(0.0, 1.0), &device);
         let a = plain(q.clone(), k.clone(), v.clone());
         let b = Flex::chunked_causal_attention(q, k, v, 6);
-        b.to_data().assert_approx_eq::<f32>(&a.to_data(), Tolerance::absolute(1e-5));
+        b.to_data()
+            .assert_approx_eq::<f32>(&a.to_data(), Tolerance::absolute(1e-5));
     }
 }

@@ -44,10 +44,19 @@ impl<B: Backend> KvCache<B> {
     ///
     /// # Panics
     /// When the cache would overflow.
-    pub(crate) fn insert(&mut self, layer: usize, k: Tensor<B, 4>, v: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    pub(crate) fn insert(
+        &mut self,
+        layer: usize,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [b, h, t, d] = k.dims();
         let (s, e) = (self.pos, self.pos + t);
-        assert!(e <= self.max_len, "KV cache overflow: {e} > {} positions", self.max_len);
+        assert!(
+            e <= self.max_len,
+            "KV cache overflow: {e} > {} positions",
+            self.max_len
+        );
         self.k[layer].inplace(|c| c.slice_assign([0..b, 0..h, s..e, 0..d], k));
         self.v[layer].inplace(|c| c.slice_assign([0..b, 0..h, s..e, 0..d], v));
         let k_all = self.k[layer].clone().slice([0..b, 0..h, 0..e, 0..d]);

@@ -46,7 +46,14 @@ impl GptConfig {
     pub fn from_depth(depth: usize, vocab_size: usize, sequence_len: usize) -> Self {
         let n_embd = depth * ASPECT_RATIO;
         let n_head = n_embd.div_ceil(HEAD_DIM).max(1);
-        GptConfig { sequence_len, vocab_size, n_layer: depth, n_head, n_kv_head: n_head, n_embd }
+        GptConfig {
+            sequence_len,
+            vocab_size,
+            n_layer: depth,
+            n_head,
+            n_kv_head: n_head,
+            n_embd,
+        }
     }
 
     /// Width of one attention head.
@@ -80,10 +87,16 @@ impl GptConfig {
             return bad("sequence_len must be positive".into());
         }
         if self.n_embd % self.n_head != 0 {
-            return bad(format!("n_embd {} is not a multiple of n_head {}", self.n_embd, self.n_head));
+            return bad(format!(
+                "n_embd {} is not a multiple of n_head {}",
+                self.n_embd, self.n_head
+            ));
         }
         if self.head_dim() % 2 != 0 {
-            return bad(format!("head_dim {} must be even for rotary embeddings", self.head_dim()));
+            return bad(format!(
+                "head_dim {} must be even for rotary embeddings",
+                self.head_dim()
+            ));
         }
         if self.n_kv_head > self.n_head || self.n_head % self.n_kv_head != 0 {
             return bad(format!(
@@ -113,8 +126,12 @@ impl GptConfig {
     /// nanochat's `estimate_flops`: `6·(N − N_wte) + 12·L·H·hd·T` per token (forward + backward).
     pub fn flops_per_token(&self) -> f64 {
         let n = (self.num_params() - self.num_embedding_params()) as f64;
-        let (l, h, q, t) =
-            (self.n_layer as f64, self.n_head as f64, self.head_dim() as f64, self.sequence_len as f64);
+        let (l, h, q, t) = (
+            self.n_layer as f64,
+            self.n_head as f64,
+            self.head_dim() as f64,
+            self.sequence_len as f64,
+        );
         6.0 * n + 12.0 * l * h * q * t
     }
 }
@@ -269,9 +286,23 @@ mod tests {
         assert_eq!(c.padded_vocab(), 320);
         assert_eq!(c.n_head, 1);
         c.validate().unwrap();
-        let bad = GptConfig { n_kv_head: 3, n_head: 4, ..GptConfig::from_depth(4, 300, 32) };
-        assert!(bad.validate().unwrap_err().to_string().contains("n_kv_head 3"));
-        let odd = GptConfig { n_embd: 6, n_head: 2, n_kv_head: 2, ..bad };
+        let bad = GptConfig {
+            n_kv_head: 3,
+            n_head: 4,
+            ..GptConfig::from_depth(4, 300, 32)
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("n_kv_head 3")
+        );
+        let odd = GptConfig {
+            n_embd: 6,
+            n_head: 2,
+            n_kv_head: 2,
+            ..bad
+        };
         assert!(odd.validate().unwrap_err().to_string().contains("even"));
     }
 

@@ -25,9 +25,7 @@ use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
 use crate::attention::AttentionBackend;
 use crate::cache::KvCache;
-use crate::config::{
-    AttentionKind, GptConfig, ModelOptions, Precision, ROTARY_BASE, SOFTCAP,
-};
+use crate::config::{AttentionKind, GptConfig, ModelOptions, Precision, ROTARY_BASE, SOFTCAP};
 use crate::error::Result;
 use crate::rng::Rng;
 
@@ -44,7 +42,11 @@ pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 ///
 /// # Shapes
 /// `x`: `[B, T, H, hd]`; `cos`, `sin`: `[T, hd/2]`.
-pub fn apply_rotary<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 2>, sin: Tensor<B, 2>) -> Tensor<B, 4> {
+pub fn apply_rotary<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: Tensor<B, 2>,
+    sin: Tensor<B, 2>,
+) -> Tensor<B, 4> {
     let [_, t, _, hd] = x.dims();
     let half = hd / 2;
     let cos = cos.reshape([1, t, 1, half]);
@@ -164,14 +166,22 @@ fn normal_param<B: Backend>(
 }
 
 /// A linear `[in, out]` with nanochat's init `std = 1/√in · min(1, √(out/in))`, or zeros.
-fn init_linear<B: Backend>(rng: &mut Rng, d_in: usize, d_out: usize, zero: bool, device: &B::Device) -> Linear<B> {
+fn init_linear<B: Backend>(
+    rng: &mut Rng,
+    d_in: usize,
+    d_out: usize,
+    zero: bool,
+    device: &B::Device,
+) -> Linear<B> {
     let std = if zero {
         0.0
     } else {
         let (fi, fo) = (d_in as f64, d_out as f64);
         fi.sqrt().recip() * (fo / fi).sqrt().min(1.0)
     };
-    Linear { weight: normal_param(rng, [d_in, d_out], std, device) }
+    Linear {
+        weight: normal_param(rng, [d_in, d_out], std, device),
+    }
 }
 
 impl<B: Backend> Gpt<B> {
@@ -181,12 +191,19 @@ impl<B: Backend> Gpt<B> {
     ///
     /// # Errors
     /// An invalid config.
-    pub fn init(config: &GptConfig, options: ModelOptions, seed: u64, device: &B::Device) -> Result<Self> {
+    pub fn init(
+        config: &GptConfig,
+        options: ModelOptions,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Self> {
         config.validate()?;
         let mut rng = Rng::new(seed);
         let d = config.n_embd;
         let hd = config.head_dim();
-        let wte = Embedding { weight: normal_param(&mut rng, [config.padded_vocab(), d], 1.0, device) };
+        let wte = Embedding {
+            weight: normal_param(&mut rng, [config.padded_vocab(), d], 1.0, device),
+        };
         let h = (0..config.n_layer)
             .map(|_| Block {
                 attn: CausalSelfAttention {
@@ -206,7 +223,9 @@ impl<B: Backend> Gpt<B> {
             .collect();
         let lm_head = init_linear(&mut rng, d, config.padded_vocab(), true, device);
         let (cos, sin) = rotary_tables(config.rotary_len(), hd);
-        let table = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [config.rotary_len(), hd / 2]), device);
+        let table = |v: Vec<f32>| {
+            Tensor::from_data(TensorData::new(v, [config.rotary_len(), hd / 2]), device)
+        };
         Ok(Gpt {
             transformer: Transformer { wte, h },
             lm_head,
@@ -271,13 +290,19 @@ impl<B: AttentionBackend> CausalSelfAttention<B> {
             if hkv == h {
                 x
             } else {
-                x.unsqueeze_dim::<5>(2).expand([b, hkv, h / hkv, tk, hd]).reshape([b, h, tk, hd])
+                x.unsqueeze_dim::<5>(2)
+                    .expand([b, hkv, h / hkv, tk, hd])
+                    .reshape([b, h, tk, hd])
             }
         };
         let (k, v) = (expand(k), expand(v));
         let (q, k, v) = match p {
             Precision::F32 => (q, k, v),
-            Precision::Bf16 => (q.cast(DType::BF16), k.cast(DType::BF16), v.cast(DType::BF16)),
+            Precision::Bf16 => (
+                q.cast(DType::BF16),
+                k.cast(DType::BF16),
+                v.cast(DType::BF16),
+            ),
         };
         let y = if t == tk {
             match opts.attention {
@@ -299,12 +324,17 @@ impl<B: AttentionBackend> CausalSelfAttention<B> {
 }
 
 fn causal(is_causal: bool) -> AttentionModuleOptions {
-    AttentionModuleOptions { scale: None, softcap: None, is_causal }
+    AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal,
+    }
 }
 
 impl<B: Backend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 3>, p: Precision) -> Tensor<B, 3> {
-        self.c_proj.forward(relu(self.c_fc.forward(x, p)).square(), p)
+        self.c_proj
+            .forward(relu(self.c_fc.forward(x, p)).square(), p)
     }
 }
 
@@ -327,7 +357,14 @@ impl<B: AttentionBackend> Gpt<B> {
         let mut x = rms_norm(embedding(self.transformer.wte.weight.val(), idx));
         for (i, block) in self.transformer.h.iter().enumerate() {
             let c = cache.as_deref_mut().map(|c| (c, i));
-            x = x.clone() + block.attn.forward(rms_norm(x.clone()), cos.clone(), sin.clone(), c, self.options);
+            x = x.clone()
+                + block.attn.forward(
+                    rms_norm(x.clone()),
+                    cos.clone(),
+                    sin.clone(),
+                    c,
+                    self.options,
+                );
             x = x.clone() + block.mlp.forward(rms_norm(x), self.options.precision);
         }
         if let Some(c) = cache {
@@ -373,7 +410,13 @@ impl<B: AttentionBackend> Gpt<B> {
     /// # Shapes
     /// `idx`, `targets`: `[B, T]` → `[1]`.
     pub fn loss(&self, idx: Tensor<B, 2, Int>, targets: Tensor<B, 2, Int>) -> Tensor<B, 1> {
-        let count = targets.clone().greater_equal_elem(0).int().sum().float().clamp_min(1.0);
+        let count = targets
+            .clone()
+            .greater_equal_elem(0)
+            .int()
+            .sum()
+            .float()
+            .clamp_min(1.0);
         self.nll(idx, targets).sum() / count
     }
 }
@@ -395,7 +438,14 @@ mod tests {
     use burn::tensor::Tolerance;
 
     fn tiny() -> GptConfig {
-        GptConfig { sequence_len: 16, vocab_size: 70, n_layer: 2, n_head: 4, n_kv_head: 4, n_embd: 32 }
+        GptConfig {
+            sequence_len: 16,
+            vocab_size: 70,
+            n_layer: 2,
+            n_head: 4,
+            n_kv_head: 4,
+            n_embd: 32,
+        }
     }
 
     fn ids<B: Backend>(v: &[i64], shape: [usize; 2]) -> Tensor<B, 2, Int> {
@@ -404,7 +454,8 @@ mod tests {
 
     #[test]
     fn shapes_padding_and_init() {
-        let model = Gpt::<Flex>::init(&tiny(), ModelOptions::default(), 1, &Default::default()).unwrap();
+        let model =
+            Gpt::<Flex>::init(&tiny(), ModelOptions::default(), 1, &Default::default()).unwrap();
         assert_eq!(model.transformer.wte.weight.dims(), [128, 32]);
         assert_eq!(model.lm_head.weight.dims(), [32, 128]);
         assert_eq!(model.transformer.h[0].mlp.c_fc.weight.dims(), [32, 128]);
@@ -413,12 +464,17 @@ mod tests {
         let logits = model.forward(ids(&[1, 2, 3, 4, 5, 6], [2, 3]));
         assert_eq!(logits.dims(), [2, 3, 70]);
         assert_eq!(logits.abs().max().into_scalar(), 0.0);
-        let loss = model.loss(ids(&[1, 2, 3, 4, 5, 6], [2, 3]), ids(&[2, 3, -1, -1, -1, 7], [2, 3]));
+        let loss = model.loss(
+            ids(&[1, 2, 3, 4, 5, 6], [2, 3]),
+            ids(&[2, 3, -1, -1, -1, 7], [2, 3]),
+        );
         let expected = (70f32).ln();
         assert!((loss.into_scalar() - expected).abs() < 1e-5);
         // The same seed gives the same weights; another seed does not.
-        let again = Gpt::<Flex>::init(&tiny(), ModelOptions::default(), 1, &Default::default()).unwrap();
-        let other = Gpt::<Flex>::init(&tiny(), ModelOptions::default(), 2, &Default::default()).unwrap();
+        let again =
+            Gpt::<Flex>::init(&tiny(), ModelOptions::default(), 1, &Default::default()).unwrap();
+        let other =
+            Gpt::<Flex>::init(&tiny(), ModelOptions::default(), 2, &Default::default()).unwrap();
         let w = |m: &Gpt<Flex>| m.transformer.h[1].attn.c_k.weight.val().into_data();
         assert_eq!(w(&model), w(&again));
         assert_ne!(w(&model), w(&other));
@@ -445,27 +501,49 @@ mod tests {
         let mut model = Gpt::<Flex>::init(&tiny(), ModelOptions::default(), 3, &device).unwrap();
         // Give the zero-initialised matrices weights so every path carries signal.
         let mut rng = Rng::new(9);
-        model.lm_head = Linear { weight: normal_param(&mut rng, [32, 128], 0.2, &device) };
+        model.lm_head = Linear {
+            weight: normal_param(&mut rng, [32, 128], 0.2, &device),
+        };
         for blk in &mut model.transformer.h {
-            blk.attn.c_proj = Linear { weight: normal_param(&mut rng, [32, 32], 0.2, &device) };
-            blk.mlp.c_proj = Linear { weight: normal_param(&mut rng, [128, 32], 0.1, &device) };
+            blk.attn.c_proj = Linear {
+                weight: normal_param(&mut rng, [32, 32], 0.2, &device),
+            };
+            blk.mlp.c_proj = Linear {
+                weight: normal_param(&mut rng, [128, 32], 0.1, &device),
+            };
         }
         let a = model.forward(ids(&[5, 6, 7, 8, 9, 10], [1, 6]));
         let b = model.forward(ids(&[5, 6, 7, 8, 9, 60], [1, 6]));
-        a.clone().narrow(1, 0, 5).into_data().assert_approx_eq::<f32>(
-            &b.clone().narrow(1, 0, 5).into_data(),
-            Tolerance::absolute(1e-6),
+        a.clone()
+            .narrow(1, 0, 5)
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &b.clone().narrow(1, 0, 5).into_data(),
+                Tolerance::absolute(1e-6),
+            );
+        assert!(
+            (a.clone().narrow(1, 5, 1) - b.narrow(1, 5, 1))
+                .abs()
+                .max()
+                .into_scalar()
+                > 1e-4
         );
-        assert!((a.clone().narrow(1, 5, 1) - b.narrow(1, 5, 1)).abs().max().into_scalar() > 1e-4);
-        let opts = ModelOptions { attention: AttentionKind::Chunked { chunk: 4 }, ..Default::default() };
+        let opts = ModelOptions {
+            attention: AttentionKind::Chunked { chunk: 4 },
+            ..Default::default()
+        };
         let chunked = model.with_options(opts);
         let c = chunked.forward(ids(&[5, 6, 7, 8, 9, 10], [1, 6]));
-        c.into_data().assert_approx_eq::<f32>(&a.into_data(), Tolerance::absolute(1e-5));
+        c.into_data()
+            .assert_approx_eq::<f32>(&a.into_data(), Tolerance::absolute(1e-5));
     }
 
     #[test]
     fn gqa_runs_and_gradients_flow() {
-        let cfg = GptConfig { n_kv_head: 2, ..tiny() };
+        let cfg = GptConfig {
+            n_kv_head: 2,
+            ..tiny()
+        };
         let device = Default::default();
         let model = Gpt::<Autodiff<Flex>>::init(&cfg, ModelOptions::default(), 4, &device).unwrap();
         assert_eq!(model.transformer.h[0].attn.c_k.weight.dims(), [32, 16]);

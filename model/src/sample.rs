@@ -23,7 +23,12 @@ pub struct SampleOptions {
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        SampleOptions { max_new_tokens: 32, temperature: 0.0, top_k: None, stop: Vec::new() }
+        SampleOptions {
+            max_new_tokens: 32,
+            temperature: 0.0,
+            top_k: None,
+            stop: Vec::new(),
+        }
     }
 }
 
@@ -31,7 +36,12 @@ impl Default for SampleOptions {
 ///
 /// The prompt is prefilled in one forward pass; then one token per step attends to the cache.
 /// Generation stops early at a stop token or when the rotary table (10 × `sequence_len`) is full.
-pub fn generate<B: AttentionBackend>(model: &Gpt<B>, prompt: &[u32], opts: &SampleOptions, rng: &mut Rng) -> Vec<u32> {
+pub fn generate<B: AttentionBackend>(
+    model: &Gpt<B>,
+    prompt: &[u32],
+    opts: &SampleOptions,
+    rng: &mut Rng,
+) -> Vec<u32> {
     if prompt.is_empty() || opts.max_new_tokens == 0 {
         return Vec::new();
     }
@@ -66,7 +76,11 @@ fn pick<B: AttentionBackend>(logits: Tensor<B, 1>, opts: &SampleOptions, rng: &m
         let i: i64 = logits.argmax(0).into_scalar().elem();
         return i as u32;
     }
-    let v = logits.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    let v = logits
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap_or_default();
     sample_host(&v, opts.temperature, opts.top_k, rng)
 }
 
@@ -78,7 +92,10 @@ pub fn sample_host(logits: &[f32], temperature: f64, top_k: Option<usize>, rng: 
         idx.truncate(k.max(1));
     }
     let max = f64::from(logits[idx[0]]);
-    let weights: Vec<f64> = idx.iter().map(|&i| ((f64::from(logits[i]) - max) / temperature).exp()).collect();
+    let weights: Vec<f64> = idx
+        .iter()
+        .map(|&i| ((f64::from(logits[i]) - max) / temperature).exp())
+        .collect();
     let total: f64 = weights.iter().sum();
     let mut u = rng.next_f64() * total;
     for (w, &i) in weights.iter().zip(&idx) {
@@ -100,7 +117,14 @@ mod tests {
 
     #[test]
     fn cached_decoding_matches_full_forward() {
-        let cfg = GptConfig { sequence_len: 8, vocab_size: 50, n_layer: 2, n_head: 2, n_kv_head: 1, n_embd: 16 };
+        let cfg = GptConfig {
+            sequence_len: 8,
+            vocab_size: 50,
+            n_layer: 2,
+            n_head: 2,
+            n_kv_head: 1,
+            n_embd: 16,
+        };
         let device = Default::default();
         let mut model = Gpt::<Flex>::init(&cfg, ModelOptions::default(), 5, &device).unwrap();
         let mut rng = Rng::new(1);
@@ -116,13 +140,17 @@ mod tests {
             b.mlp.c_proj.weight = w(&mut rng, [64, 16]);
         }
         let prompt = [3u32, 7, 11];
-        let opts = SampleOptions { max_new_tokens: 6, ..Default::default() };
+        let opts = SampleOptions {
+            max_new_tokens: 6,
+            ..Default::default()
+        };
         let fast = generate(&model, &prompt, &opts, &mut Rng::new(0));
         // Reference: recompute the whole sequence for every new token, no cache.
         let mut seq: Vec<u32> = prompt.to_vec();
         for _ in 0..6 {
             let v: Vec<i64> = seq.iter().map(|&i| i64::from(i)).collect();
-            let idx = Tensor::<Flex, 2, Int>::from_data(TensorData::new(v, [1, seq.len()]), &device);
+            let idx =
+                Tensor::<Flex, 2, Int>::from_data(TensorData::new(v, [1, seq.len()]), &device);
             let logits = model.forward(idx);
             let t = logits.dims()[1];
             let last = logits.narrow(1, t - 1, 1).flatten::<1>(0, 2);
@@ -132,11 +160,14 @@ mod tests {
         assert_eq!(fast, seq[3..].to_vec());
         // Chunked prefill after a first prefill uses the prefix mask: same logits as one pass.
         let mut cache = KvCache::<Flex>::new(&cfg, 1, 8, &device);
-        let ids = |v: &[i64]| Tensor::<Flex, 2, Int>::from_data(TensorData::new(v.to_vec(), [1, v.len()]), &device);
+        let ids = |v: &[i64]| {
+            Tensor::<Flex, 2, Int>::from_data(TensorData::new(v.to_vec(), [1, v.len()]), &device)
+        };
         let _ = model.forward_cached(ids(&[3, 7]), &mut cache);
         let part = model.forward_cached(ids(&[11, 4, 9]), &mut cache);
         let full = model.forward(ids(&[3, 7, 11, 4, 9])).narrow(1, 2, 3);
-        part.into_data().assert_approx_eq::<f32>(&full.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+        part.into_data()
+            .assert_approx_eq::<f32>(&full.into_data(), burn::tensor::Tolerance::absolute(1e-5));
     }
 
     #[test]

@@ -34,7 +34,11 @@ impl HostTensor {
     /// Reads a tensor back from the device (f32).
     pub fn from_tensor<B: Backend, const D: usize>(t: Tensor<B, D>) -> Self {
         let shape = t.dims().to_vec();
-        let data = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 after convert");
+        let data = t
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("f32 after convert");
         HostTensor { shape, data }
     }
 
@@ -43,7 +47,10 @@ impl HostTensor {
     /// # Panics
     /// When the rank differs from `D`.
     pub fn to_tensor<B: Backend, const D: usize>(&self, device: &B::Device) -> Tensor<B, D> {
-        Tensor::from_data(TensorData::new(self.data.clone(), self.shape.clone()), device)
+        Tensor::from_data(
+            TensorData::new(self.data.clone(), self.shape.clone()),
+            device,
+        )
     }
 
     /// 2-D transpose (`[r, c]` → `[c, r]`).
@@ -55,7 +62,10 @@ impl HostTensor {
                 out[j * r + i] = self.data[i * c + j];
             }
         }
-        HostTensor { shape: vec![c, r], data: out }
+        HostTensor {
+            shape: vec![c, r],
+            data: out,
+        }
     }
 }
 
@@ -65,8 +75,14 @@ impl HostTensor {
 /// # Errors
 /// I/O errors, naming the final path.
 pub fn atomic_write(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         write(&tmp)?;
@@ -106,7 +122,13 @@ pub fn write_safetensors(
 ) -> Result<()> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
-        .map(|(k, t)| (k.clone(), t.data.iter().flat_map(|x| x.to_le_bytes()).collect(), t.shape.clone()))
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
         .collect();
     let views = bytes
         .iter()
@@ -126,14 +148,24 @@ pub fn write_safetensors(
 ///
 /// # Errors
 /// I/O errors, a malformed file or an unsupported dtype, naming the path and tensor.
-pub fn read_safetensors(path: &Path) -> Result<(BTreeMap<String, HostTensor>, HashMap<String, String>)> {
+pub fn read_safetensors(
+    path: &Path,
+) -> Result<(BTreeMap<String, HostTensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::weights(path, format!("not a safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::weights(path, e.to_string()))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::weights(path, format!("not a safetensors file: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| Error::weights(path, e.to_string()))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let data = decode(view.dtype(), view.data()).ok_or_else(|| {
-            Error::weights(path, format!("tensor `{name}` has dtype {:?}; expected F32, BF16 or F16", view.dtype()))
+            Error::weights(
+                path,
+                format!(
+                    "tensor `{name}` has dtype {:?}; expected F32, BF16 or F16",
+                    view.dtype()
+                ),
+            )
         })?;
         out.insert(name, HostTensor::new(view.shape().to_vec(), data));
     }
@@ -142,9 +174,18 @@ pub fn read_safetensors(path: &Path) -> Result<(BTreeMap<String, HostTensor>, Ha
 
 fn decode(dtype: Dtype, b: &[u8]) -> Option<Vec<f32>> {
     Some(match dtype {
-        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::BF16 => b
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F16 => b
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         _ => return None,
     })
 }
@@ -186,14 +227,18 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let (key, linear) = self.path.param();
         let t = HostTensor::from_tensor(param.val());
-        self.out.insert(key, if linear { t.transposed() } else { t });
+        self.out
+            .insert(key, if linear { t.transposed() } else { t });
     }
 }
 
 /// The model's weights under nanochat's state-dict keys, in PyTorch layout (`[out, in]` for
 /// linears), on the host.
 pub fn state_dict<B: Backend>(model: &Gpt<B>) -> BTreeMap<String, HostTensor> {
-    let mut c = Collect { path: PathTracker::default(), out: BTreeMap::new() };
+    let mut c = Collect {
+        path: PathTracker::default(),
+        out: BTreeMap::new(),
+    };
     model.visit(&mut c);
     c.out
 }
@@ -219,12 +264,22 @@ impl<B: Backend> ModuleMapper<B> for Assign<'_> {
             self.errors.push(format!("missing tensor `{key}`"));
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        let src = if linear && src.shape.len() == 2 { src.transposed() } else { src.clone() };
+        let src = if linear && src.shape.len() == 2 {
+            src.transposed()
+        } else {
+            src.clone()
+        };
         let want = tensor.dims().to_vec();
         if src.shape != want {
             let shown = if linear { vec![want[1], want[0]] } else { want };
-            let got = if linear { vec![src.shape[1], src.shape[0]] } else { src.shape.clone() };
-            self.errors.push(format!("`{key}` has shape {got:?}, the model expects {shown:?}"));
+            let got = if linear {
+                vec![src.shape[1], src.shape[0]]
+            } else {
+                src.shape.clone()
+            };
+            self.errors.push(format!(
+                "`{key}` has shape {got:?}, the model expects {shown:?}"
+            ));
             return Param::from_mapped_value(id, tensor, mapper);
         }
         self.used.push(key);
@@ -246,7 +301,12 @@ pub fn load_state_dict<B: Backend>(
     tensors: &BTreeMap<String, HostTensor>,
     origin: &Path,
 ) -> Result<Gpt<B>> {
-    let mut a = Assign { path: PathTracker::default(), source: tensors, errors: Vec::new(), used: Vec::new() };
+    let mut a = Assign {
+        path: PathTracker::default(),
+        source: tensors,
+        errors: Vec::new(),
+        used: Vec::new(),
+    };
     let model = model.map(&mut a);
     let mut errors = a.errors;
     for k in tensors.keys() {
@@ -291,7 +351,12 @@ pub fn load_model<B: Backend>(model: Gpt<B>, path: &Path) -> Result<Gpt<B>> {
 pub fn safetensors_config(path: &Path) -> Result<Option<GptConfig>> {
     let (_, meta) = read_safetensors(path)?;
     meta.get("model_config")
-        .map(|s| serde_json::from_str(s).map_err(|e| Error::Json { path: path.into(), source: e }))
+        .map(|s| {
+            serde_json::from_str(s).map_err(|e| Error::Json {
+                path: path.into(),
+                source: e,
+            })
+        })
         .transpose()
 }
 
@@ -306,9 +371,17 @@ pub fn read_nanochat_pt(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     let mut out = BTreeMap::new();
     for (name, snap) in reader.into_tensors() {
         let key = name.strip_prefix("_orig_mod.").unwrap_or(&name).to_string();
-        let data = snap.to_data().map_err(|e| Error::weights(path, format!("tensor `{name}`: {e:?}")))?;
+        let data = snap
+            .to_data()
+            .map_err(|e| Error::weights(path, format!("tensor `{name}`: {e:?}")))?;
         if !data.dtype.is_float() {
-            return Err(Error::weights(path, format!("tensor `{name}` has dtype {:?}, expected a float", data.dtype)));
+            return Err(Error::weights(
+                path,
+                format!(
+                    "tensor `{name}` has dtype {:?}, expected a float",
+                    data.dtype
+                ),
+            ));
         }
         let shape = data.shape.to_vec();
         let values = data
@@ -326,11 +399,20 @@ pub fn read_nanochat_pt(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
 /// I/O, malformed JSON or a missing `model_config`.
 pub fn read_nanochat_meta(path: &Path) -> Result<GptConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: path.into(), source: e })?;
-    let cfg = v
-        .get("model_config")
-        .ok_or_else(|| Error::weights(path, "no `model_config` object (is this a nanochat meta_*.json?)"))?;
-    serde_json::from_value(cfg.clone()).map_err(|e| Error::Json { path: path.into(), source: e })
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: path.into(),
+        source: e,
+    })?;
+    let cfg = v.get("model_config").ok_or_else(|| {
+        Error::weights(
+            path,
+            "no `model_config` object (is this a nanochat meta_*.json?)",
+        )
+    })?;
+    serde_json::from_value(cfg.clone()).map_err(|e| Error::Json {
+        path: path.into(),
+        source: e,
+    })
 }
 
 /// Builds a model from a nanochat checkpoint pair. `meta` defaults to the `meta_XXXXXX.json` next
@@ -347,10 +429,19 @@ pub fn import_nanochat<B: crate::attention::AttentionBackend>(
     let meta_path: PathBuf = match meta {
         Some(m) => m.to_path_buf(),
         None => {
-            let name = pt.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let step = name.strip_prefix("model_").and_then(|s| s.strip_suffix(".pt")).ok_or_else(|| {
-                Error::weights(pt, "cannot infer meta_XXXXXX.json from this file name; pass the meta file")
-            })?;
+            let name = pt
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let step = name
+                .strip_prefix("model_")
+                .and_then(|s| s.strip_suffix(".pt"))
+                .ok_or_else(|| {
+                    Error::weights(
+                        pt,
+                        "cannot infer meta_XXXXXX.json from this file name; pass the meta file",
+                    )
+                })?;
             pt.with_file_name(format!("meta_{step}.json"))
         }
     };
@@ -366,7 +457,14 @@ mod tests {
     use burn::backend::Flex;
 
     fn cfg() -> GptConfig {
-        GptConfig { sequence_len: 8, vocab_size: 60, n_layer: 2, n_head: 2, n_kv_head: 1, n_embd: 16 }
+        GptConfig {
+            sequence_len: 8,
+            vocab_size: 60,
+            n_layer: 2,
+            n_head: 2,
+            n_kv_head: 1,
+            n_embd: 16,
+        }
     }
 
     #[test]
@@ -404,14 +502,28 @@ mod tests {
 
         let mut sd = state_dict(&a);
         sd.remove("transformer.h.1.mlp.c_fc.weight");
-        sd.insert("transformer.h.9.attn.c_q.weight".into(), HostTensor::new(vec![1], vec![0.0]));
+        sd.insert(
+            "transformer.h.9.attn.c_q.weight".into(),
+            HostTensor::new(vec![1], vec![0.0]),
+        );
         let mut bad = sd["transformer.wte.weight"].clone();
         bad.shape = vec![32, 32];
         sd.insert("transformer.wte.weight".into(), bad);
-        let err = load_state_dict(b, &sd, Path::new("x.safetensors")).unwrap_err().to_string();
-        assert!(err.contains("missing tensor `transformer.h.1.mlp.c_fc.weight`"), "{err}");
-        assert!(err.contains("unexpected tensor `transformer.h.9.attn.c_q.weight`"), "{err}");
-        assert!(err.contains("`transformer.wte.weight` has shape [32, 32], the model expects [64, 16]"), "{err}");
+        let err = load_state_dict(b, &sd, Path::new("x.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing tensor `transformer.h.1.mlp.c_fc.weight`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("unexpected tensor `transformer.h.9.attn.c_q.weight`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`transformer.wte.weight` has shape [32, 32], the model expects [64, 16]"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -419,7 +531,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bf16.safetensors");
         let vals = [1.5f32, -2.0, 0.333];
-        let bytes: Vec<u8> = vals.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect();
+        let bytes: Vec<u8> = vals
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect();
         let view = TensorView::new(Dtype::BF16, vec![3], &bytes).unwrap();
         safetensors::tensor::serialize_to_file(vec![("w", view)], None, &path).unwrap();
         let (t, _) = read_safetensors(&path).unwrap();

@@ -5,6 +5,7 @@ pub(crate) mod catalog;
 pub(crate) mod import;
 pub(crate) mod samples;
 pub(crate) mod sql;
+pub(crate) mod train;
 
 use std::process::ExitCode;
 
@@ -45,5 +46,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Sql(args) => sql::run(&ctx, args),
         Command::Catalog(cmd) => catalog::run(&ctx, cmd),
         Command::Samples(cmd) => samples::run(&ctx, cmd),
+        Command::Train(cmd) => train::run(&ctx, cmd),
     }
 }

@@ -63,7 +63,12 @@ pub fn paths(dir: &Path, step: u64) -> (PathBuf, PathBuf, PathBuf) {
 ///
 /// # Errors
 /// I/O errors.
-pub fn save<B: Backend>(dir: &Path, model: &Gpt<B>, optim: &Optimizers<B::InnerBackend>, meta: &Meta) -> Result<PathBuf>
+pub fn save<B: Backend>(
+    dir: &Path,
+    model: &Gpt<B>,
+    optim: &Optimizers<B::InnerBackend>,
+    meta: &Meta,
+) -> Result<PathBuf>
 where
     B: burn::tensor::backend::AutodiffBackend,
 {
@@ -87,7 +92,9 @@ pub fn list(dir: &Path) -> Result<Vec<u64>> {
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(s) = name.strip_prefix("meta_").and_then(|s| s.strip_suffix(".json"))
+        if let Some(s) = name
+            .strip_prefix("meta_")
+            .and_then(|s| s.strip_suffix(".json"))
             && let Ok(step) = s.parse::<u64>()
         {
             steps.push(step);
@@ -115,13 +122,20 @@ pub fn latest(dir: &Path) -> Result<Meta> {
 pub fn load_meta(dir: &Path, step: u64) -> Result<Meta> {
     let (mp, op, metap) = paths(dir, step);
     let text = std::fs::read_to_string(&metap).map_err(|e| Error::io(&metap, e))?;
-    let meta: Meta = serde_json::from_str(&text).map_err(|e| Error::checkpoint(&metap, format!("malformed meta: {e}")))?;
+    let meta: Meta = serde_json::from_str(&text)
+        .map_err(|e| Error::checkpoint(&metap, format!("malformed meta: {e}")))?;
     if meta.format != FORMAT {
-        return Err(Error::checkpoint(&metap, format!("format `{}`, expected `{FORMAT}`", meta.format)));
+        return Err(Error::checkpoint(
+            &metap,
+            format!("format `{}`, expected `{FORMAT}`", meta.format),
+        ));
     }
     for p in [&mp, &op] {
         if !p.exists() {
-            return Err(Error::checkpoint(p, "missing (the checkpoint is incomplete)"));
+            return Err(Error::checkpoint(
+                p,
+                "missing (the checkpoint is incomplete)",
+            ));
         }
     }
     Ok(meta)
@@ -140,7 +154,12 @@ pub fn load_model<B: Backend>(dir: &Path, meta: &Meta, model: Gpt<B>) -> Result<
 ///
 /// # Errors
 /// Unreadable or mismatched state.
-pub fn load_optim<B: Backend>(dir: &Path, meta: &Meta, optim: &mut Optimizers<B>, device: &B::Device) -> Result<()> {
+pub fn load_optim<B: Backend>(
+    dir: &Path,
+    meta: &Meta,
+    optim: &mut Optimizers<B>,
+    device: &B::Device,
+) -> Result<()> {
     let (_, op, _) = paths(dir, meta.step);
     let (tensors, _) = weights::read_safetensors(&op)?;
     optim

@@ -125,13 +125,21 @@ impl TrainConfig {
             return bad("batch sizes must be positive".into());
         }
         let unit = self.micro_batch_units();
-        let what = if self.stage == Stage::Sft { "conversations" } else { "tokens" };
+        let what = if self.stage == Stage::Sft {
+            "conversations"
+        } else {
+            "tokens"
+        };
         if self.total_batch_size % unit != 0 {
             return bad(format!(
                 "total batch of {} {what} is not a multiple of one micro-batch ({unit} {what} = {} rows{})",
                 self.total_batch_size,
                 self.device_batch_size,
-                if self.stage == Stage::Sft { String::new() } else { format!(" × {} tokens", self.model.sequence_len) }
+                if self.stage == Stage::Sft {
+                    String::new()
+                } else {
+                    format!(" × {} tokens", self.model.sequence_len)
+                }
             ));
         }
         if self.num_iterations == Some(0) {
@@ -161,12 +169,18 @@ impl TrainConfig {
         match self.stage {
             Stage::Base => {
                 let tokens = self.target_param_data_ratio * self.model.num_params() as f64;
-                Ok(Some(((tokens / self.total_batch_size as f64) as u64).max(1)))
+                Ok(Some(
+                    ((tokens / self.total_batch_size as f64) as u64).max(1),
+                ))
             }
             Stage::Mid => Ok(None),
             Stage::Sft => {
-                let len = data_len.ok_or_else(|| Error::Config("SFT needs a dataset of known size or --steps".into()))?;
-                Ok(Some((len / self.total_batch_size as u64 * self.num_epochs).max(1)))
+                let len = data_len.ok_or_else(|| {
+                    Error::Config("SFT needs a dataset of known size or --steps".into())
+                })?;
+                Ok(Some(
+                    (len / self.total_batch_size as u64 * self.num_epochs).max(1),
+                ))
             }
         }
     }
@@ -186,9 +200,19 @@ mod tests {
         let s = TrainConfig::for_stage(Stage::Sft, Preset::D20.config(65_536));
         assert_eq!(s.grad_accum(), 8);
         assert_eq!(s.resolve_iterations(Some(22_443)).unwrap(), Some(701));
-        assert_eq!(TrainConfig::for_stage(Stage::Mid, Preset::D20.config(100)).resolve_iterations(None).unwrap(), None);
+        assert_eq!(
+            TrainConfig::for_stage(Stage::Mid, Preset::D20.config(100))
+                .resolve_iterations(None)
+                .unwrap(),
+            None
+        );
         let mut bad = c.clone();
         bad.total_batch_size = 1000;
-        assert!(bad.validate().unwrap_err().to_string().contains("not a multiple"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not a multiple")
+        );
     }
 }

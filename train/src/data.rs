@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Where a record sits in the stream: pass over the data and record index within it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Pos {
     pub epoch: u64,
     pub index: u64,
@@ -64,7 +66,11 @@ pub struct VecReader<T> {
 
 impl<T> VecReader<T> {
     pub fn new(name: impl Into<String>, records: Vec<T>) -> Self {
-        VecReader { records: Arc::new(records), pos: 0, name: name.into() }
+        VecReader {
+            records: Arc::new(records),
+            pos: 0,
+            name: name.into(),
+        }
     }
 }
 
@@ -74,7 +80,11 @@ impl<T: Clone + Send + Sync> RecordReader<T> for VecReader<T> {
     }
     fn seek(&mut self, index: u64) -> Result<()> {
         if index as usize > self.records.len() {
-            return Err(Error::Data(format!("{}: seek to record {index} past the end ({})", self.name, self.records.len())));
+            return Err(Error::Data(format!(
+                "{}: seek to record {index} past the end ({})",
+                self.name,
+                self.records.len()
+            )));
         }
         self.pos = index as usize;
         Ok(())
@@ -113,13 +123,22 @@ impl<T> JsonlReader<T> {
             len += u64::from(!line.trim().is_empty());
         }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(JsonlReader { path: path.to_path_buf(), reader: BufReader::new(file), line: 0, len, _t: PhantomData })
+        Ok(JsonlReader {
+            path: path.to_path_buf(),
+            reader: BufReader::new(file),
+            line: 0,
+            len,
+            _t: PhantomData,
+        })
     }
 
     fn next_line(&mut self) -> Result<Option<String>> {
         loop {
             let mut s = String::new();
-            let n = self.reader.read_line(&mut s).map_err(|e| Error::io(&self.path, e))?;
+            let n = self
+                .reader
+                .read_line(&mut s)
+                .map_err(|e| Error::io(&self.path, e))?;
             if n == 0 {
                 return Ok(None);
             }
@@ -141,16 +160,25 @@ impl<T: DeserializeOwned> RecordReader<T> for JsonlReader<T> {
         self.line = 0;
         for i in 0..index {
             if self.next_line()?.is_none() {
-                return Err(Error::Data(format!("{}: seek to record {index} past the end ({i})", self.path.display())));
+                return Err(Error::Data(format!(
+                    "{}: seek to record {index} past the end ({i})",
+                    self.path.display()
+                )));
             }
         }
         Ok(())
     }
     fn next_record(&mut self) -> Result<Option<T>> {
-        let Some(line) = self.next_line()? else { return Ok(None) };
+        let Some(line) = self.next_line()? else {
+            return Ok(None);
+        };
         serde_json::from_str(&line)
             .map(Some)
-            .map_err(|e| Error::Record { path: self.path.clone(), line: self.line, reason: e.to_string() })
+            .map_err(|e| Error::Record {
+                path: self.path.clone(),
+                line: self.line,
+                reason: e.to_string(),
+            })
     }
     fn name(&self) -> String {
         self.path.display().to_string()
@@ -219,7 +247,10 @@ pub struct DocStream<T: Send + 'static> {
 
 impl<T: Send + 'static> std::fmt::Debug for DocStream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DocStream").field("name", &self.name).field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("DocStream")
+            .field("name", &self.name)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
     }
 }
 
@@ -267,7 +298,9 @@ impl<T: Send + 'static> DocStream<T> {
         let (tx, rx) = sync_channel(QUEUE);
         let tokenize = self.tokenize.clone();
         let looping = self.looping;
-        self.handle = Some(std::thread::spawn(move || produce(reader, tokenize, tx, start, looping)));
+        self.handle = Some(std::thread::spawn(move || {
+            produce(reader, tokenize, tx, start, looping)
+        }));
         self.rx = Some(rx);
         Ok(())
     }
@@ -356,9 +389,12 @@ fn produce<T: Send + 'static>(
         let items: Vec<Item> = records
             .into_par_iter()
             .map(|(p, r)| match tokenize(&r) {
-                (id, Ok((ids, mask))) => {
-                    Item::Doc(TokenDoc { pos: p, id, ids: Arc::new(ids), mask: mask.map(Arc::new) })
-                }
+                (id, Ok((ids, mask))) => Item::Doc(TokenDoc {
+                    pos: p,
+                    id,
+                    ids: Arc::new(ids),
+                    mask: mask.map(Arc::new),
+                }),
                 (id, Err(reason)) => Item::Skip(Skip { pos: p, id, reason }),
             })
             .collect();
@@ -370,14 +406,20 @@ fn produce<T: Send + 'static>(
                 return reader;
             }
             if read_this_epoch == 0 && pos.index == 0 {
-                let _ = tx.send(Err(Error::Data(format!("{}: the dataset is empty", reader.name()))));
+                let _ = tx.send(Err(Error::Data(format!(
+                    "{}: the dataset is empty",
+                    reader.name()
+                ))));
                 return reader;
             }
             if let Err(e) = reader.seek(0) {
                 let _ = tx.send(Err(e));
                 return reader;
             }
-            pos = Pos { epoch: pos.epoch + 1, index: 0 };
+            pos = Pos {
+                epoch: pos.epoch + 1,
+                index: 0,
+            };
             read_this_epoch = 0;
         }
     }
@@ -394,7 +436,11 @@ mod tests {
     fn tok() -> TokenizeFn<u32> {
         Arc::new(|x: &u32| {
             let id = format!("r{x}");
-            if *x == 3 { (id, Err("three is skipped".into())) } else { (id, Ok((vec![*x; *x as usize + 1], None))) }
+            if *x == 3 {
+                (id, Err("three is skipped".into()))
+            } else {
+                (id, Ok((vec![*x; *x as usize + 1], None)))
+            }
         })
     }
 
@@ -403,10 +449,22 @@ mod tests {
         let mut s = DocStream::new(numbers(200), tok(), true);
         let items: Vec<Item> = (0..450).map(|_| s.next_item().unwrap().unwrap()).collect();
         for (k, it) in items.iter().enumerate() {
-            assert_eq!(it.pos(), Pos { epoch: k as u64 / 200, index: k as u64 % 200 });
+            assert_eq!(
+                it.pos(),
+                Pos {
+                    epoch: k as u64 / 200,
+                    index: k as u64 % 200
+                }
+            );
         }
-        assert!(matches!(&items[3], Item::Skip(Skip { reason, .. }) if reason == "three is skipped"));
-        s.restart(Pos { epoch: 1, index: 150 }).unwrap();
+        assert!(
+            matches!(&items[3], Item::Skip(Skip { reason, .. }) if reason == "three is skipped")
+        );
+        s.restart(Pos {
+            epoch: 1,
+            index: 150,
+        })
+        .unwrap();
         let it = s.next_item().unwrap().unwrap();
         assert_eq!(it, items[350]);
     }

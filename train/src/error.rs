@@ -21,7 +21,11 @@ pub enum Error {
     },
     /// A data file is malformed at a given line.
     #[error("{path}:{line}: {reason}")]
-    Record { path: PathBuf, line: u64, reason: String },
+    Record {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
     /// The data source cannot produce a batch.
     #[error("data: {0}")]
     Data(String),
@@ -53,9 +57,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Checkpoint { path: path.into(), reason: reason.into() }
+        Error::Checkpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -73,8 +73,15 @@ impl MetricsLog {
         } else if keep_until.is_none() && path.exists() {
             std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
-        Ok(MetricsLog { path: path.to_path_buf(), file })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Opens (creating) a log for appending, keeping what is there.
@@ -82,8 +89,15 @@ impl MetricsLog {
     /// # Errors
     /// I/O errors.
     pub fn open_append(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
-        Ok(MetricsLog { path: path.to_path_buf(), file })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Appends one record and flushes it.
@@ -93,7 +107,10 @@ impl MetricsLog {
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
         let mut line = serde_json::to_string(record).expect("metrics serialize");
         line.push('\n');
-        self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()).map_err(|e| Error::io(&self.path, e))
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| Error::io(&self.path, e))
     }
 }
 
@@ -105,9 +122,15 @@ pub fn read_series(path: &Path) -> Result<(Vec<(u64, f64)>, Vec<(u64, f64)>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let (mut loss, mut bpb) = (Vec::new(), Vec::new());
     for (i, l) in text.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(l)
-            .map_err(|e| Error::Record { path: path.into(), line: i as u64 + 1, reason: e.to_string() })?;
-        let step = v.get("step").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let v: serde_json::Value = serde_json::from_str(l).map_err(|e| Error::Record {
+            path: path.into(),
+            line: i as u64 + 1,
+            reason: e.to_string(),
+        })?;
+        let step = v
+            .get("step")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
         if let Some(x) = v.get("loss").and_then(serde_json::Value::as_f64) {
             loss.push((step, x));
         }
@@ -122,12 +145,25 @@ pub fn read_series(path: &Path) -> Result<(Vec<(u64, f64)>, Vec<(u64, f64)>)> {
 pub fn loss_svg(title: &str, loss: &[(u64, f64)], val_bpb: &[(u64, f64)]) -> String {
     let (w, h, ml, mr, mt, mb) = (720.0, 420.0, 64.0, 20.0, 36.0, 48.0);
     let (pw, ph) = (w - ml - mr, h - mt - mb);
-    let finite = |s: &[(u64, f64)]| s.iter().filter(|p| p.1.is_finite()).copied().collect::<Vec<_>>();
+    let finite = |s: &[(u64, f64)]| {
+        s.iter()
+            .filter(|p| p.1.is_finite())
+            .copied()
+            .collect::<Vec<_>>()
+    };
     let (loss, bpb) = (finite(loss), finite(val_bpb));
     let all: Vec<&(u64, f64)> = loss.iter().chain(bpb.iter()).collect();
     let xmax = all.iter().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
-    let ymin = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min).min(0.0);
-    let ymax = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max).max(ymin + 1e-9);
+    let ymin = all
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min)
+        .min(0.0);
+    let ymax = all
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(ymin + 1e-9);
     let ymax = if ymax.is_finite() { ymax * 1.05 } else { 1.0 };
     let x = |s: f64| ml + pw * s / xmax;
     let y = |v: f64| mt + ph * (1.0 - (v - ymin) / (ymax - ymin));
@@ -157,26 +193,50 @@ pub fn loss_svg(title: &str, loss: &[(u64, f64)], val_bpb: &[(u64, f64)]) -> Str
             s.round()
         );
     }
-    svg += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n", ml + pw / 2.0, h - 8.0);
+    svg += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n",
+        ml + pw / 2.0,
+        h - 8.0
+    );
     let line = |pts: &[(u64, f64)], color: &str| {
-        let p: Vec<String> = pts.iter().map(|&(s, v)| format!("{:.1},{:.1}", x(s as f64), y(v))).collect();
-        format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n", p.join(" "))
+        let p: Vec<String> = pts
+            .iter()
+            .map(|&(s, v)| format!("{:.1},{:.1}", x(s as f64), y(v)))
+            .collect();
+        format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
+            p.join(" ")
+        )
     };
     svg += &line(&loss, "#1f77b4");
-    svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">train loss</text>\n", ml + 8.0, mt + 16.0);
+    svg += &format!(
+        "<text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">train loss</text>\n",
+        ml + 8.0,
+        mt + 16.0
+    );
     if !bpb.is_empty() {
         svg += &line(&bpb, "#d62728");
         for &(s, v) in &bpb {
-            svg += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#d62728\"/>\n", x(s as f64), y(v));
+            svg += &format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#d62728\"/>\n",
+                x(s as f64),
+                y(v)
+            );
         }
-        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"#d62728\">val bpb</text>\n", ml + 8.0, mt + 32.0);
+        svg += &format!(
+            "<text x=\"{}\" y=\"{}\" fill=\"#d62728\">val bpb</text>\n",
+            ml + 8.0,
+            mt + 32.0
+        );
     }
     svg += "</svg>\n";
     svg
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -189,18 +249,31 @@ mod tests {
         let p = dir.path().join("metrics.jsonl");
         let mut log = MetricsLog::open(&p, None).unwrap();
         for s in 1..=5u64 {
-            log.write(&serde_json::json!({"step": s, "loss": 5.0 - s as f64 * 0.5})).unwrap();
+            log.write(&serde_json::json!({"step": s, "loss": 5.0 - s as f64 * 0.5}))
+                .unwrap();
         }
-        log.write(&EvalMetrics { step: 5, val_bpb: 2.0 }).unwrap();
+        log.write(&EvalMetrics {
+            step: 5,
+            val_bpb: 2.0,
+        })
+        .unwrap();
         drop(log);
         let mut log = MetricsLog::open(&p, Some(3)).unwrap();
-        log.write(&serde_json::json!({"step": 4, "loss": 9.0})).unwrap();
+        log.write(&serde_json::json!({"step": 4, "loss": 9.0}))
+            .unwrap();
         let (loss, bpb) = read_series(&p).unwrap();
         assert_eq!(loss, vec![(1, 4.5), (2, 4.0), (3, 3.5), (4, 9.0)]);
         assert!(bpb.is_empty());
         let svg = loss_svg("base <tiny>", &loss, &[(4, 2.5)]);
-        assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("&lt;tiny&gt;"));
+        assert!(
+            svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("&lt;tiny&gt;")
+        );
         std::fs::write(dir.path().join("bad.jsonl"), "{\"step\":1}\nnot json\n").unwrap();
-        assert!(read_series(&dir.path().join("bad.jsonl")).unwrap_err().to_string().contains("bad.jsonl:2"));
+        assert!(
+            read_series(&dir.path().join("bad.jsonl"))
+                .unwrap_err()
+                .to_string()
+                .contains("bad.jsonl:2")
+        );
     }
 }

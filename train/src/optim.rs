@@ -86,14 +86,26 @@ impl Group {
 
 /// PyTorch's `torch.lerp(start, end, weight)`: `start + w·(end − start)` for `w < 0.5`, else
 /// `end − (end − start)·(1 − w)`.
-pub fn lerp<B: Backend, const D: usize>(start: Tensor<B, D>, end: Tensor<B, D>, w: f64) -> Tensor<B, D> {
+pub fn lerp<B: Backend, const D: usize>(
+    start: Tensor<B, D>,
+    end: Tensor<B, D>,
+    w: f64,
+) -> Tensor<B, D> {
     let diff = end.clone() - start.clone();
-    if w < 0.5 { start + diff * w } else { end - diff * (1.0 - w) }
+    if w < 0.5 {
+        start + diff * w
+    } else {
+        end - diff * (1.0 - w)
+    }
 }
 
 /// nanochat's `zeropower_via_newtonschulz5`: an approximately orthogonal matrix with the
 /// singular vectors of `g`. Returns f32.
-pub fn newton_schulz<B: Backend>(g: Tensor<B, 2>, steps: usize, precision: Precision) -> Tensor<B, 2> {
+pub fn newton_schulz<B: Backend>(
+    g: Tensor<B, 2>,
+    steps: usize,
+    precision: Precision,
+) -> Tensor<B, 2> {
     let [rows, cols] = g.dims();
     let (a, b, c) = NS_COEFFS;
     let mut x = match precision {
@@ -152,7 +164,11 @@ pub struct OptimMeta {
 
 impl<B: Backend> Optimizers<B> {
     pub fn new(cfg: OptimConfig) -> Self {
-        Optimizers { cfg, adam: HashMap::new(), muon: HashMap::new() }
+        Optimizers {
+            cfg,
+            adam: HashMap::new(),
+            muon: HashMap::new(),
+        }
     }
 
     pub fn config(&self) -> &OptimConfig {
@@ -171,10 +187,21 @@ impl<B: Backend> Optimizers<B> {
         }
     }
 
-    fn muon_update(&mut self, path: &str, w: Tensor<B, 2>, g: Tensor<B, 2>, lr: f64, mu: f64) -> Tensor<B, 2> {
+    fn muon_update(
+        &mut self,
+        path: &str,
+        w: Tensor<B, 2>,
+        g: Tensor<B, 2>,
+        lr: f64,
+        mu: f64,
+    ) -> Tensor<B, 2> {
         let buf = self.muon.remove(path).unwrap_or_else(|| g.zeros_like());
         let buf = lerp(buf, g.clone(), 1.0 - mu);
-        let g = if self.cfg.nesterov { lerp(g, buf.clone(), mu) } else { buf.clone() };
+        let g = if self.cfg.nesterov {
+            lerp(g, buf.clone(), mu)
+        } else {
+            buf.clone()
+        };
         self.muon.insert(path.to_string(), buf);
         let x = newton_schulz(g, self.cfg.ns_steps, self.cfg.ns_precision);
         let [rows, cols] = w.dims(); // [in, out]
@@ -182,14 +209,25 @@ impl<B: Backend> Optimizers<B> {
         w - x * (lr * scale)
     }
 
-    fn adamw_update(&mut self, path: &str, w: Tensor<B, 2>, g: Tensor<B, 2>, lr: f64) -> Tensor<B, 2> {
+    fn adamw_update(
+        &mut self,
+        path: &str,
+        w: Tensor<B, 2>,
+        g: Tensor<B, 2>,
+        lr: f64,
+    ) -> Tensor<B, 2> {
         let c = &self.cfg;
-        let st = self
-            .adam
-            .remove(path)
-            .unwrap_or_else(|| AdamState { m: g.zeros_like(), v: g.zeros_like(), step: 0 });
+        let st = self.adam.remove(path).unwrap_or_else(|| AdamState {
+            m: g.zeros_like(),
+            v: g.zeros_like(),
+            step: 0,
+        });
         let step = st.step + 1;
-        let w = if c.weight_decay == 0.0 { w } else { w * (1.0 - lr * c.weight_decay) };
+        let w = if c.weight_decay == 0.0 {
+            w
+        } else {
+            w * (1.0 - lr * c.weight_decay)
+        };
         let m = lerp(st.m, g.clone(), 1.0 - c.adam_beta1);
         let v = st.v * c.adam_beta2 + g.clone() * g * (1.0 - c.adam_beta2);
         let bc1 = 1.0 - c.adam_beta1.powi(step as i32);
@@ -211,12 +249,21 @@ impl<B: Backend> Optimizers<B> {
         grads: &mut GradientsParams,
         lrs: StepLrs,
     ) -> Result<Gpt<AB>> {
-        let mut m = StepMapper { opt: self, grads, path: Vec::new(), lrs, unknown: Vec::new() };
+        let mut m = StepMapper {
+            opt: self,
+            grads,
+            path: Vec::new(),
+            lrs,
+            unknown: Vec::new(),
+        };
         let model = burn::module::Module::map(model, &mut m);
         if m.unknown.is_empty() {
             Ok(model)
         } else {
-            Err(Error::Config(format!("parameters outside every optimizer group: {}", m.unknown.join(", "))))
+            Err(Error::Config(format!(
+                "parameters outside every optimizer group: {}",
+                m.unknown.join(", ")
+            )))
         }
     }
 
@@ -226,12 +273,21 @@ impl<B: Backend> Optimizers<B> {
         let mut t = BTreeMap::new();
         let mut meta = OptimMeta::default();
         for (p, s) in &self.adam {
-            t.insert(format!("adamw.{p}.exp_avg"), HostTensor::from_tensor(s.m.clone()));
-            t.insert(format!("adamw.{p}.exp_avg_sq"), HostTensor::from_tensor(s.v.clone()));
+            t.insert(
+                format!("adamw.{p}.exp_avg"),
+                HostTensor::from_tensor(s.m.clone()),
+            );
+            t.insert(
+                format!("adamw.{p}.exp_avg_sq"),
+                HostTensor::from_tensor(s.v.clone()),
+            );
             meta.adam_steps.insert(p.clone(), s.step);
         }
         for (p, b) in &self.muon {
-            t.insert(format!("muon.{p}.momentum_buffer"), HostTensor::from_tensor(b.clone()));
+            t.insert(
+                format!("muon.{p}.momentum_buffer"),
+                HostTensor::from_tensor(b.clone()),
+            );
         }
         (t, meta)
     }
@@ -250,21 +306,40 @@ impl<B: Backend> Optimizers<B> {
         self.muon.clear();
         let mut problems = Vec::new();
         for (p, &step) in &meta.adam_steps {
-            match (tensors.get(&format!("adamw.{p}.exp_avg")), tensors.get(&format!("adamw.{p}.exp_avg_sq"))) {
+            match (
+                tensors.get(&format!("adamw.{p}.exp_avg")),
+                tensors.get(&format!("adamw.{p}.exp_avg_sq")),
+            ) {
                 (Some(m), Some(v)) => {
-                    self.adam.insert(p.clone(), AdamState { m: m.to_tensor(device), v: v.to_tensor(device), step });
+                    self.adam.insert(
+                        p.clone(),
+                        AdamState {
+                            m: m.to_tensor(device),
+                            v: v.to_tensor(device),
+                            step,
+                        },
+                    );
                 }
                 _ => problems.push(format!("AdamW moments of `{p}` are missing")),
             }
         }
         for (k, t) in tensors {
-            if let Some(p) = k.strip_prefix("muon.").and_then(|s| s.strip_suffix(".momentum_buffer")) {
+            if let Some(p) = k
+                .strip_prefix("muon.")
+                .and_then(|s| s.strip_suffix(".momentum_buffer"))
+            {
                 self.muon.insert(p.to_string(), t.to_tensor(device));
-            } else if !(k.starts_with("adamw.") && (k.ends_with(".exp_avg") || k.ends_with(".exp_avg_sq"))) {
+            } else if !(k.starts_with("adamw.")
+                && (k.ends_with(".exp_avg") || k.ends_with(".exp_avg_sq")))
+            {
                 problems.push(format!("unexpected tensor `{k}`"));
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(Error::Data(problems.join("; "))) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Data(problems.join("; ")))
+        }
     }
 }
 
@@ -293,7 +368,10 @@ impl<AB: AutodiffBackend> ModuleMapper<AB> for StepMapper<'_, AB::InnerBackend> 
         let w: Tensor<AB::InnerBackend, 2> = tensor.inner().reshape([dims[0], dims[1]]);
         let g: Tensor<AB::InnerBackend, 2> = grad.reshape([dims[0], dims[1]]);
         let new = match Group::of(&path) {
-            Some(Group::Matrix) => self.opt.muon_update(&path, w, g, self.lrs.matrix, self.lrs.momentum),
+            Some(Group::Matrix) => {
+                self.opt
+                    .muon_update(&path, w, g, self.lrs.matrix, self.lrs.momentum)
+            }
             Some(Group::Unembedding) => self.opt.adamw_update(&path, w, g, self.lrs.unembedding),
             Some(Group::Embedding) => self.opt.adamw_update(&path, w, g, self.lrs.embedding),
             None => {
@@ -327,7 +405,8 @@ impl<AB: AutodiffBackend> ModuleVisitor<AB> for NormVisitor<'_, AB::InnerBackend
 pub fn grad_norm<AB: AutodiffBackend>(model: &Gpt<AB>, grads: &GradientsParams) -> f64 {
     let mut v = NormVisitor::<AB::InnerBackend> { grads, sum: None };
     burn::module::Module::visit(model, &mut v);
-    v.sum.map_or(0.0, |s| f64::from(s.sqrt().into_scalar().elem::<f32>()))
+    v.sum
+        .map_or(0.0, |s| f64::from(s.sqrt().into_scalar().elem::<f32>()))
 }
 
 struct ScaleVisitor<'a> {
@@ -338,14 +417,20 @@ struct ScaleVisitor<'a> {
 impl<AB: AutodiffBackend> ModuleVisitor<AB> for ScaleVisitor<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
         if let Some(g) = self.grads.remove::<AB::InnerBackend, D>(param.id) {
-            self.grads.register::<AB::InnerBackend, D>(param.id, g * self.coef);
+            self.grads
+                .register::<AB::InnerBackend, D>(param.id, g * self.coef);
         }
     }
 }
 
 /// nanochat's `clip_grad_norm_(params, max_norm)` given the already computed total norm:
 /// multiplies every gradient by `min(1, max_norm / (norm + 1e-6))`. Returns the coefficient.
-pub fn clip_grads<AB: AutodiffBackend>(model: &Gpt<AB>, grads: &mut GradientsParams, norm: f64, max_norm: f64) -> f64 {
+pub fn clip_grads<AB: AutodiffBackend>(
+    model: &Gpt<AB>,
+    grads: &mut GradientsParams,
+    norm: f64,
+    max_norm: f64,
+) -> f64 {
     let coef = (max_norm / (norm + 1e-6)).min(1.0);
     if coef < 1.0 {
         let mut v = ScaleVisitor { grads, coef };
@@ -355,7 +440,11 @@ pub fn clip_grads<AB: AutodiffBackend>(model: &Gpt<AB>, grads: &mut GradientsPar
 }
 
 /// Adds `other` into `acc` parameter by parameter (gradient accumulation).
-pub fn accumulate<AB: AutodiffBackend>(model: &Gpt<AB>, acc: &mut GradientsParams, other: GradientsParams) {
+pub fn accumulate<AB: AutodiffBackend>(
+    model: &Gpt<AB>,
+    acc: &mut GradientsParams,
+    other: GradientsParams,
+) {
     struct Acc<'a> {
         acc: &'a mut GradientsParams,
         other: GradientsParams,
@@ -389,7 +478,10 @@ mod tests {
     fn mat(rows: usize, cols: usize, seed: u64) -> (Vec<f32>, Tensor<Flex, 2>) {
         let mut v = vec![0f32; rows * cols];
         Rng::new(seed).fill_normal(&mut v, 0.0, 1.0);
-        let t = Tensor::from_data(TensorData::new(v.clone(), [rows, cols]), &Default::default());
+        let t = Tensor::from_data(
+            TensorData::new(v.clone(), [rows, cols]),
+            &Default::default(),
+        );
         (v, t)
     }
 
@@ -439,7 +531,10 @@ mod tests {
     fn newton_schulz_matches_reference_and_orthogonalizes() {
         for (r, c) in [(8, 24), (24, 8), (16, 16)] {
             let (v, t) = mat(r, c, 11);
-            let got = newton_schulz(t, 5, Precision::F32).into_data().to_vec::<f32>().unwrap();
+            let got = newton_schulz(t, 5, Precision::F32)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
             let want = ns_reference(&v, r, c, 5);
             for (g, w) in got.iter().zip(&want) {
                 assert!((f64::from(*g) - w).abs() < 1e-4, "{r}x{c}: {g} vs {w}");
@@ -457,13 +552,24 @@ mod tests {
 
     fn host_lerp(a: f32, b: f32, w: f64) -> f32 {
         let w = w as f32;
-        if w < 0.5 { a + w * (b - a) } else { b - (b - a) * (1.0 - w) }
+        if w < 0.5 {
+            a + w * (b - a)
+        } else {
+            b - (b - a) * (1.0 - w)
+        }
     }
 
     #[test]
     fn muon_step_matches_reference_computation() {
         // One matrix parameter, two steps, against a host reimplementation of nanochat's Muon.
-        let cfg = GptConfig { sequence_len: 4, vocab_size: 10, n_layer: 1, n_head: 1, n_kv_head: 1, n_embd: 8 };
+        let cfg = GptConfig {
+            sequence_len: 4,
+            vocab_size: 10,
+            n_layer: 1,
+            n_head: 1,
+            n_kv_head: 1,
+            n_embd: 8,
+        };
         let device = Default::default();
         let model = Gpt::<Ad>::init(&cfg, ModelOptions::default(), 0, &device).unwrap();
         let mut opt = Optimizers::<Flex>::new(OptimConfig::default());
@@ -478,13 +584,22 @@ mod tests {
             let mu = 0.85 + 0.1 * k as f64;
             let mut grads = GradientsParams::new();
             grads.register::<Flex, 2>(id, gt);
-            let lrs = StepLrs { unembedding: 0.0, embedding: 0.0, matrix: 0.02, momentum: mu };
+            let lrs = StepLrs {
+                unembedding: 0.0,
+                embedding: 0.0,
+                matrix: 0.02,
+                momentum: mu,
+            };
             model = opt.step(model, &mut grads, lrs).unwrap();
             // reference
             for (b, g) in buf.iter_mut().zip(&gv) {
                 *b = host_lerp(*b, *g, 1.0 - mu);
             }
-            let nest: Vec<f32> = gv.iter().zip(&buf).map(|(g, b)| host_lerp(*g, *b, mu)).collect();
+            let nest: Vec<f32> = gv
+                .iter()
+                .zip(&buf)
+                .map(|(g, b)| host_lerp(*g, *b, mu))
+                .collect();
             let x = ns_reference(&nest, 8, 32, 5);
             let scale = (32f64 / 8.0).sqrt(); // c_fc: out/in = 4 → ×2, as in nanochat
             for (wi, xi) in w.iter_mut().zip(&x) {
@@ -501,19 +616,35 @@ mod tests {
 
     #[test]
     fn adamw_matches_torch_formula() {
-        let cfg = GptConfig { sequence_len: 4, vocab_size: 10, n_layer: 1, n_head: 1, n_kv_head: 1, n_embd: 8 };
+        let cfg = GptConfig {
+            sequence_len: 4,
+            vocab_size: 10,
+            n_layer: 1,
+            n_head: 1,
+            n_kv_head: 1,
+            n_embd: 8,
+        };
         let device = Default::default();
         let mut model = Gpt::<Ad>::init(&cfg, ModelOptions::default(), 0, &device).unwrap();
         let mut opt = Optimizers::<Flex>::new(OptimConfig::default());
         let id = model.transformer.wte.weight.id;
         let w0 = HostTensor::from_tensor(model.transformer.wte.weight.val().inner());
-        let (mut m, mut v, mut w) = (vec![0f64; w0.data.len()], vec![0f64; w0.data.len()], w0.data.iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
+        let (mut m, mut v, mut w) = (
+            vec![0f64; w0.data.len()],
+            vec![0f64; w0.data.len()],
+            w0.data.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+        );
         let lr = 0.1;
         for step in 1..=3 {
             let (gv, gt) = mat(64, 8, 10 + step);
             let mut grads = GradientsParams::new();
             grads.register::<Flex, 2>(id, gt);
-            let lrs = StepLrs { unembedding: 0.0, embedding: lr, matrix: 0.0, momentum: 0.95 };
+            let lrs = StepLrs {
+                unembedding: 0.0,
+                embedding: lr,
+                matrix: 0.0,
+                momentum: 0.95,
+            };
             model = opt.step(model, &mut grads, lrs).unwrap();
             let (b1, b2, eps) = (0.8f64, 0.95f64, 1e-10);
             for i in 0..w.len() {
@@ -537,7 +668,13 @@ mod tests {
         assert_eq!(again.state().0, t);
         let mut extra = t.clone();
         extra.insert("bogus".into(), HostTensor::new(vec![1], vec![0.0]));
-        assert!(again.load_state(&extra, &meta, &device).unwrap_err().to_string().contains("bogus"));
+        assert!(
+            again
+                .load_state(&extra, &meta, &device)
+                .unwrap_err()
+                .to_string()
+                .contains("bogus")
+        );
     }
 
     #[test]
@@ -549,13 +686,23 @@ mod tests {
         assert_eq!(l.matrix, 0.02);
         let sft = opt.lrs(1280, 0.5, 0.02, 0.95);
         assert!((sft.matrix - 0.0002).abs() < 1e-12);
-        assert_eq!(Group::of("transformer.h.3.attn.c_q.weight"), Some(Group::Matrix));
+        assert_eq!(
+            Group::of("transformer.h.3.attn.c_q.weight"),
+            Some(Group::Matrix)
+        );
         assert_eq!(Group::of("lm_head.weight"), Some(Group::Unembedding));
     }
 
     #[test]
     fn clipping_and_norm() {
-        let cfg = GptConfig { sequence_len: 4, vocab_size: 10, n_layer: 1, n_head: 1, n_kv_head: 1, n_embd: 8 };
+        let cfg = GptConfig {
+            sequence_len: 4,
+            vocab_size: 10,
+            n_layer: 1,
+            n_head: 1,
+            n_kv_head: 1,
+            n_embd: 8,
+        };
         let model = Gpt::<Ad>::init(&cfg, ModelOptions::default(), 0, &Default::default()).unwrap();
         let mut grads = GradientsParams::new();
         let t = Tensor::<Flex, 2>::ones([8, 64], &Default::default()) * 0.5; // norm = 0.5·√512
@@ -568,7 +715,10 @@ mod tests {
         let mut acc = GradientsParams::new();
         accumulate(&model, &mut acc, grads);
         let mut g2 = GradientsParams::new();
-        g2.register::<Flex, 2>(model.lm_head.weight.id, Tensor::<Flex, 2>::ones([8, 64], &Default::default()));
+        g2.register::<Flex, 2>(
+            model.lm_head.weight.id,
+            Tensor::<Flex, 2>::ones([8, 64], &Default::default()),
+        );
         accumulate(&model, &mut acc, g2);
         assert!(grad_norm(&model, &acc) > 1.0);
     }

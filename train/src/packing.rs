@@ -46,7 +46,12 @@ impl Batch {
 
     /// `row 0: a@0:1, b@0:2; row 1: …` for error messages.
     pub fn describe_rows(&self) -> String {
-        self.row_ids.iter().enumerate().map(|(i, r)| format!("row {i}: {r}")).collect::<Vec<_>>().join("; ")
+        self.row_ids
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("row {i}: {r}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -75,7 +80,8 @@ pub trait BatchSource: Send {
 }
 
 fn progress_of(next: Pos, len: Option<u64>) -> Option<f64> {
-    len.filter(|&n| n > 0).map(|n| next.epoch as f64 + next.index as f64 / n as f64)
+    len.filter(|&n| n > 0)
+        .map(|n| next.epoch as f64 + next.index as f64 / n as f64)
 }
 
 fn to_state<S: Serialize>(kind: &str, s: &S) -> serde_json::Value {
@@ -85,9 +91,12 @@ fn to_state<S: Serialize>(kind: &str, s: &S) -> serde_json::Value {
 fn from_state<S: for<'de> Deserialize<'de>>(kind: &str, v: &serde_json::Value) -> Result<S> {
     let got = v.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
     if got != kind {
-        return Err(Error::Data(format!("saved data state is for a `{got}` packer, this run uses `{kind}`")));
+        return Err(Error::Data(format!(
+            "saved data state is for a `{got}` packer, this run uses `{kind}`"
+        )));
     }
-    serde_json::from_value(v["state"].clone()).map_err(|e| Error::Data(format!("malformed `{kind}` data state: {e}")))
+    serde_json::from_value(v["state"].clone())
+        .map_err(|e| Error::Data(format!("malformed `{kind}` data state: {e}")))
 }
 
 /// A document (or the rest of one) waiting in a packer.
@@ -122,16 +131,26 @@ fn shift_rows(rows: &[Vec<u32>], cols: usize) -> (Vec<i64>, Vec<i64>) {
 }
 
 /// Pulls documents from a stream, keeping skips aside.
-fn pull<T: Send + 'static>(stream: &mut DocStream<T>, skips: &mut Vec<Skip>, next: &mut Pos) -> Result<Option<TokenDoc>> {
+fn pull<T: Send + 'static>(
+    stream: &mut DocStream<T>,
+    skips: &mut Vec<Skip>,
+    next: &mut Pos,
+) -> Result<Option<TokenDoc>> {
     loop {
         match stream.next_item()? {
             None => return Ok(None),
             Some(Item::Skip(s)) => {
-                *next = Pos { epoch: s.pos.epoch, index: s.pos.index + 1 };
+                *next = Pos {
+                    epoch: s.pos.epoch,
+                    index: s.pos.index + 1,
+                };
                 skips.push(s);
             }
             Some(Item::Doc(d)) => {
-                *next = Pos { epoch: d.pos.epoch, index: d.pos.index + 1 };
+                *next = Pos {
+                    epoch: d.pos.epoch,
+                    index: d.pos.index + 1,
+                };
                 return Ok(Some(d));
             }
         }
@@ -139,14 +158,23 @@ fn pull<T: Send + 'static>(stream: &mut DocStream<T>, skips: &mut Vec<Skip>, nex
 }
 
 /// Replays a stream from `from` up to (excluding) `until`, returning the documents read.
-fn replay<T: Send + 'static>(stream: &mut DocStream<T>, from: Pos, until: Pos) -> Result<Vec<TokenDoc>> {
+fn replay<T: Send + 'static>(
+    stream: &mut DocStream<T>,
+    from: Pos,
+    until: Pos,
+) -> Result<Vec<TokenDoc>> {
     stream.restart(from)?;
     let mut docs = Vec::new();
     let (mut skips, mut next) = (Vec::new(), from);
     while next < until {
         match pull(stream, &mut skips, &mut next)? {
             Some(d) if d.pos < until => docs.push(d),
-            Some(_) | None => return Err(Error::Data(format!("{}: the data ended before position {until}", stream.name()))),
+            Some(_) | None => {
+                return Err(Error::Data(format!(
+                    "{}: the data ended before position {until}",
+                    stream.name()
+                )));
+            }
         }
     }
     Ok(docs)
@@ -174,7 +202,15 @@ impl<T: Send + 'static> BestFitPacker<T> {
     /// `rows × seq_len` batches; `buffer_docs` documents are considered for each slot
     /// (nanochat uses 1,000). The stream should loop (pretraining runs for many epochs).
     pub fn new(stream: DocStream<T>, rows: usize, seq_len: usize, buffer_docs: usize) -> Self {
-        BestFitPacker { stream, rows, seq_len, buffer_docs: buffer_docs.max(1), buffer: Vec::new(), next: Pos::default(), skips: Vec::new() }
+        BestFitPacker {
+            stream,
+            rows,
+            seq_len,
+            buffer_docs: buffer_docs.max(1),
+            buffer: Vec::new(),
+            next: Pos::default(),
+            skips: Vec::new(),
+        }
     }
 
     fn refill(&mut self) -> Result<()> {
@@ -198,20 +234,39 @@ impl<T: Send + 'static> BestFitPacker<T> {
             // any row (it would only wait in the buffer until cropped anyway), else best fit.
             let at_start = |long: bool| {
                 row.is_empty()
-                    .then(|| self.buffer.iter().position(|p| if long { p.offset == 0 && p.len() > cap } else { p.offset > 0 }))
+                    .then(|| {
+                        self.buffer.iter().position(|p| {
+                            if long {
+                                p.offset == 0 && p.len() > cap
+                            } else {
+                                p.offset > 0
+                            }
+                        })
+                    })
                     .flatten()
             };
-            let fresh = || self.buffer.iter().enumerate().filter(|(_, p)| p.offset == 0);
+            let fresh = || {
+                self.buffer
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.offset == 0)
+            };
             let pick = at_start(false)
                 .or_else(|| at_start(true))
                 .or_else(|| {
                     // Largest fresh document that fits; ties go to the oldest.
-                    fresh().filter(|(_, p)| p.len() <= remaining).max_by_key(|(i, p)| (p.len(), std::cmp::Reverse(*i))).map(|(i, _)| i)
+                    fresh()
+                        .filter(|(_, p)| p.len() <= remaining)
+                        .max_by_key(|(i, p)| (p.len(), std::cmp::Reverse(*i)))
+                        .map(|(i, _)| i)
                 })
                 .or_else(|| fresh().min_by_key(|(i, p)| (p.len(), *i)).map(|(i, _)| i))
                 .or_else(|| (!self.buffer.is_empty()).then_some(0));
             let Some(i) = pick else {
-                return Err(Error::Data(format!("{}: no documents to pack", self.stream.name())));
+                return Err(Error::Data(format!(
+                    "{}: no documents to pack",
+                    self.stream.name()
+                )));
             };
             let piece = &mut self.buffer[i];
             let take = piece.len().min(remaining);
@@ -236,27 +291,51 @@ impl<T: Send + 'static> BatchSource for BestFitPacker<T> {
             row_ids.push(l);
         }
         let (inputs, targets) = shift_rows(&rows, self.seq_len);
-        Ok(Batch { rows: self.rows, cols: self.seq_len, inputs, targets, row_ids })
+        Ok(Batch {
+            rows: self.rows,
+            cols: self.seq_len,
+            inputs,
+            targets,
+            row_ids,
+        })
     }
 
     fn state(&self) -> serde_json::Value {
-        let s = BestFitState { next: self.next, buffer: self.buffer.iter().map(|p| (p.doc.pos, p.offset)).collect() };
+        let s = BestFitState {
+            next: self.next,
+            buffer: self.buffer.iter().map(|p| (p.doc.pos, p.offset)).collect(),
+        };
         to_state("best_fit", &s)
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
         let s: BestFitState = from_state("best_fit", state)?;
-        let from = s.buffer.iter().map(|b| b.0).min().unwrap_or(s.next).min(s.next);
+        let from = s
+            .buffer
+            .iter()
+            .map(|b| b.0)
+            .min()
+            .unwrap_or(s.next)
+            .min(s.next);
         let docs = replay(&mut self.stream, from, s.next)?;
         let mut buffer = Vec::with_capacity(s.buffer.len());
         for (pos, offset) in s.buffer {
             let doc = docs.iter().find(|d| d.pos == pos).ok_or_else(|| {
-                Error::Data(format!("{}: buffered record {pos} is not a document any more (did the data change?)", self.stream.name()))
+                Error::Data(format!(
+                    "{}: buffered record {pos} is not a document any more (did the data change?)",
+                    self.stream.name()
+                ))
             })?;
             if offset > doc.ids.len() {
-                return Err(Error::Data(format!("{}: record {pos} is shorter than its saved offset {offset}", self.stream.name())));
+                return Err(Error::Data(format!(
+                    "{}: record {pos} is shorter than its saved offset {offset}",
+                    self.stream.name()
+                )));
             }
-            buffer.push(Piece { doc: doc.clone(), offset });
+            buffer.push(Piece {
+                doc: doc.clone(),
+                offset,
+            });
         }
         self.buffer = buffer;
         self.next = s.next;
@@ -300,7 +379,15 @@ struct StreamState {
 
 impl<T: Send + 'static> StreamPacker<T> {
     pub fn new(stream: DocStream<T>, rows: usize, seq_len: usize) -> Self {
-        StreamPacker { stream, rows, seq_len, queue: VecDeque::new(), queued: 0, next: Pos::default(), skips: Vec::new() }
+        StreamPacker {
+            stream,
+            rows,
+            seq_len,
+            queue: VecDeque::new(),
+            queued: 0,
+            next: Pos::default(),
+            skips: Vec::new(),
+        }
     }
 }
 
@@ -314,7 +401,12 @@ impl<T: Send + 'static> BatchSource for StreamPacker<T> {
                     self.queued += doc.ids.len();
                     self.queue.push_back(Piece { doc, offset: 0 });
                 }
-                None => return Err(Error::Data(format!("{}: not enough tokens left for a batch", self.stream.name()))),
+                None => {
+                    return Err(Error::Data(format!(
+                        "{}: not enough tokens left for a batch",
+                        self.stream.name()
+                    )));
+                }
             }
         }
         let mut tokens = Vec::with_capacity(needed);
@@ -330,7 +422,9 @@ impl<T: Send + 'static> BatchSource for StreamPacker<T> {
             }
         }
         self.queued -= needed;
-        let rows: Vec<Vec<u32>> = (0..self.rows).map(|r| tokens[r * cols..=(r + 1) * cols].to_vec()).collect();
+        let rows: Vec<Vec<u32>> = (0..self.rows)
+            .map(|r| tokens[r * cols..=(r + 1) * cols].to_vec())
+            .collect();
         let row_ids = (0..self.rows)
             .map(|r| {
                 let (lo, hi) = (r * cols, (r + 1) * cols + 1);
@@ -344,12 +438,28 @@ impl<T: Send + 'static> BatchSource for StreamPacker<T> {
             })
             .collect();
         let (inputs, targets) = shift_rows(&rows, cols);
-        Ok(Batch { rows: self.rows, cols, inputs, targets, row_ids })
+        Ok(Batch {
+            rows: self.rows,
+            cols,
+            inputs,
+            targets,
+            row_ids,
+        })
     }
 
     fn state(&self) -> serde_json::Value {
-        let (head, offset) = self.queue.front().map_or((self.next, 0), |p| (p.doc.pos, p.offset));
-        to_state("stream", &StreamState { head, offset, next: self.next })
+        let (head, offset) = self
+            .queue
+            .front()
+            .map_or((self.next, 0), |p| (p.doc.pos, p.offset));
+        to_state(
+            "stream",
+            &StreamState {
+                head,
+                offset,
+                next: self.next,
+            },
+        )
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
@@ -360,7 +470,11 @@ impl<T: Send + 'static> BatchSource for StreamPacker<T> {
         for (k, doc) in docs.into_iter().enumerate() {
             let offset = if k == 0 { s.offset } else { 0 };
             if k == 0 && doc.pos != s.head {
-                return Err(Error::Data(format!("{}: record {} is not a document any more", self.stream.name(), s.head)));
+                return Err(Error::Data(format!(
+                    "{}: record {} is not a document any more",
+                    self.stream.name(),
+                    s.head
+                )));
             }
             let p = Piece { doc, offset };
             self.queued += p.len();
@@ -406,8 +520,22 @@ impl<T: Send + 'static> SftBatcher<T> {
     /// `rows` conversations per batch, each at most `seq_len + 1` tokens; padding with `pad_id`
     /// (`<|assistant_end|>`); columns rounded up to a multiple of `pad_multiple` (≤ `seq_len`),
     /// which keeps kernel shapes few on GPUs without changing the loss.
-    pub fn new(stream: DocStream<T>, rows: usize, seq_len: usize, pad_id: u32, pad_multiple: usize) -> Self {
-        SftBatcher { stream, rows, max_len: seq_len + 1, pad_id, pad_multiple: pad_multiple.max(1), next: Pos::default(), skips: Vec::new() }
+    pub fn new(
+        stream: DocStream<T>,
+        rows: usize,
+        seq_len: usize,
+        pad_id: u32,
+        pad_multiple: usize,
+    ) -> Self {
+        SftBatcher {
+            stream,
+            rows,
+            max_len: seq_len + 1,
+            pad_id,
+            pad_multiple: pad_multiple.max(1),
+            next: Pos::default(),
+            skips: Vec::new(),
+        }
     }
 }
 
@@ -417,22 +545,39 @@ impl<T: Send + 'static> BatchSource for SftBatcher<T> {
         let mut scanned = 0u64;
         while convs.len() < self.rows {
             let Some(doc) = pull(&mut self.stream, &mut self.skips, &mut self.next)? else {
-                return Err(Error::Data(format!("{}: no conversations left for a batch", self.stream.name())));
+                return Err(Error::Data(format!(
+                    "{}: no conversations left for a batch",
+                    self.stream.name()
+                )));
             };
             scanned += 1;
-            let mask = doc.mask.clone().unwrap_or_else(|| Arc::new(vec![1; doc.ids.len()]));
+            let mask = doc
+                .mask
+                .clone()
+                .unwrap_or_else(|| Arc::new(vec![1; doc.ids.len()]));
             if doc.ids.len() > self.max_len {
                 let reason = format!(
                     "{} tokens do not fit a row of {} (skipped, never truncated)",
                     doc.ids.len(),
                     self.max_len
                 );
-                self.skips.push(Skip { pos: doc.pos, id: doc.id, reason });
+                self.skips.push(Skip {
+                    pos: doc.pos,
+                    id: doc.id,
+                    reason,
+                });
             } else if !mask.iter().skip(1).any(|&m| m == 1) {
                 let reason = "no supervised (assistant) token to learn from".to_string();
-                self.skips.push(Skip { pos: doc.pos, id: doc.id, reason });
+                self.skips.push(Skip {
+                    pos: doc.pos,
+                    id: doc.id,
+                    reason,
+                });
             } else {
-                convs.push(TokenDoc { mask: Some(mask), ..doc });
+                convs.push(TokenDoc {
+                    mask: Some(mask),
+                    ..doc
+                });
             }
             if scanned > 10 * self.rows as u64 + 1000 && convs.is_empty() {
                 return Err(Error::Data(format!(
@@ -456,8 +601,17 @@ impl<T: Send + 'static> BatchSource for SftBatcher<T> {
                 }
             }
         }
-        let row_ids = convs.iter().map(|c| format!("{}@{}", c.id, c.pos)).collect();
-        Ok(Batch { rows: self.rows, cols, inputs, targets, row_ids })
+        let row_ids = convs
+            .iter()
+            .map(|c| format!("{}@{}", c.id, c.pos))
+            .collect();
+        Ok(Batch {
+            rows: self.rows,
+            cols,
+            inputs,
+            targets,
+            row_ids,
+        })
     }
 
     fn state(&self) -> serde_json::Value {
@@ -524,16 +678,26 @@ mod tests {
                 let label = &b.row_ids[r];
                 // A row starts with BOS unless it starts with a continuation (`+offset`).
                 let first = label.split(", ").next().unwrap();
-                assert_eq!(row[0] == i64::from(BOS), !first.contains('+'), "{label} {row:?}");
+                assert_eq!(
+                    row[0] == i64::from(BOS),
+                    !first.contains('+'),
+                    "{label} {row:?}"
+                );
                 // targets are the inputs shifted by one
-                assert_eq!(b.targets[r * 7..r * 7 + 6], b.inputs[r * 7 + 1..(r + 1) * 7]);
+                assert_eq!(
+                    b.targets[r * 7..r * 7 + 6],
+                    b.inputs[r * 7 + 1..(r + 1) * 7]
+                );
                 seen.extend(row);
                 seen.push(b.targets[(r + 1) * 7 - 1]);
             }
         }
         // 6 batches × 2 rows × 8 tokens = 96 tokens ≥ 2 epochs (62 each... every token of epoch 0 used).
         let epoch0: Vec<i64> = (0..lens.len())
-            .flat_map(|k| std::iter::once(i64::from(BOS)).chain((0..lens[k] - 1).map(move |j| (100 * k + j) as i64)))
+            .flat_map(|k| {
+                std::iter::once(i64::from(BOS))
+                    .chain((0..lens[k] - 1).map(move |j| (100 * k + j) as i64))
+            })
             .filter(|&t| t != i64::from(BOS))
             .collect();
         for t in epoch0 {
@@ -550,7 +714,10 @@ mod tests {
         // next pass's d1 (2) fills the last two slots exactly.
         let mut p = BestFitPacker::new(stream(&[5, 2, 3, 7, 50]), 2, 7, 4);
         let b = p.next_batch().unwrap();
-        assert_eq!(b.row_ids, vec!["d3@0:3, d1@0:1", "d1@0:1+1, d0@0:0, d1@1:1"]);
+        assert_eq!(
+            b.row_ids,
+            vec!["d3@0:3, d1@0:1", "d1@0:1+1, d0@0:0, d1@1:1"]
+        );
         assert_eq!(b.inputs[7], 100); // row 1 starts with d1's second token
         // Row 2: d4 (50 tokens, longer than any row) starts a row right away.
         let b = p.next_batch().unwrap();
@@ -567,7 +734,8 @@ mod tests {
         let saved = b.state();
         let saved_json = serde_json::to_string(&saved).unwrap();
         let mut c = make();
-        c.restore(&serde_json::from_str(&saved_json).unwrap()).unwrap();
+        c.restore(&serde_json::from_str(&saved_json).unwrap())
+            .unwrap();
         for batch in &all[5..] {
             assert_eq!(&c.next_batch().unwrap(), batch);
         }
@@ -586,7 +754,8 @@ mod tests {
                 let mask: Vec<u8> = (0..n).map(|j| u8::from(j % 2 == 1)).collect();
                 (format!("c{k}"), Ok((ids, Some(mask))))
             });
-            Box::new(SftBatcher::new(DocStream::new(r, f, true), 3, 10, 999, 4)) as Box<dyn BatchSource>
+            Box::new(SftBatcher::new(DocStream::new(r, f, true), 3, 10, 999, 4))
+                as Box<dyn BatchSource>
         };
         check_resume(conv);
     }
@@ -615,7 +784,7 @@ mod tests {
             let (ids, mask): (Vec<u32>, Vec<u8>) = match k {
                 0 => (vec![1, 2, 3, 4], vec![0, 0, 1, 1]),
                 1 => (vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], vec![1; 12]), // too long
-                2 => (vec![1, 2, 3], vec![1, 0, 0]),                             // nothing supervised
+                2 => (vec![1, 2, 3], vec![1, 0, 0]), // nothing supervised
                 _ => (vec![5, 6], vec![0, 1]),
             };
             (format!("c{k}"), Ok((ids, Some(mask))))

@@ -33,7 +33,13 @@ impl std::fmt::Display for Stage {
 /// Base: constant, then a linear warmdown over the last `warmdown_ratio` of the run to
 /// `final_lr_frac` (optional linear warmup). Python's `round` (ties to even) for the phase
 /// lengths, as nanochat.
-pub fn base_lr_multiplier(it: u64, num_iterations: u64, warmup_ratio: f64, warmdown_ratio: f64, final_lr_frac: f64) -> f64 {
+pub fn base_lr_multiplier(
+    it: u64,
+    num_iterations: u64,
+    warmup_ratio: f64,
+    warmdown_ratio: f64,
+    final_lr_frac: f64,
+) -> f64 {
     let n = num_iterations as f64;
     let warmup = (warmup_ratio * n).round_ties_even();
     let warmdown = (warmdown_ratio * n).round_ties_even();

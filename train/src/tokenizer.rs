@@ -81,7 +81,12 @@ pub fn render_with(
     let mut messages: Vec<(Role, Vec<(PartKind, String)>)> = conv
         .messages
         .iter()
-        .map(|m| (m.role, m.parts.iter().map(|p| (p.kind, p.text.clone())).collect()))
+        .map(|m| {
+            (
+                m.role,
+                m.parts.iter().map(|p| (p.kind, p.text.clone())).collect(),
+            )
+        })
         .collect();
     if messages.first().is_some_and(|m| m.0 == Role::System) {
         let (_, system) = messages.remove(0);
@@ -104,9 +109,15 @@ pub fn render_with(
     };
     push(vec![special("<|bos|>")], 0, &mut out);
     for (i, (role, parts)) in messages.iter().enumerate() {
-        let expected = if i % 2 == 0 { Role::User } else { Role::Assistant };
+        let expected = if i % 2 == 0 {
+            Role::User
+        } else {
+            Role::Assistant
+        };
         if *role != expected {
-            return Err(format!("message {i} is from {role}, expected {expected} (roles must alternate)"));
+            return Err(format!(
+                "message {i} is from {role}, expected {expected} (roles must alternate)"
+            ));
         }
         match role {
             Role::User => {
@@ -137,7 +148,9 @@ pub fn render_with(
                 }
                 push(vec![special("<|assistant_end|>")], 1, &mut out);
             }
-            Role::System => unreachable!("only a leading system message is allowed and it was merged"),
+            Role::System => {
+                unreachable!("only a leading system message is allowed and it was merged")
+            }
         }
     }
     if for_completion {
@@ -156,7 +169,10 @@ impl TokenizerApi for ByteTokenizer {
         256 + SPECIALS.len()
     }
     fn special_id(&self, name: &str) -> Option<u32> {
-        SPECIALS.iter().position(|s| *s == name).map(|i| 256 + i as u32)
+        SPECIALS
+            .iter()
+            .position(|s| *s == name)
+            .map(|i| 256 + i as u32)
     }
     fn encode(&self, text: &str) -> Vec<u32> {
         text.bytes().map(u32::from).collect()
@@ -179,10 +195,21 @@ impl TokenizerApi for ByteTokenizer {
         (0..self.vocab_size()).map(|i| u32::from(i < 256)).collect()
     }
     fn render_conversation(&self, conv: &Conversation) -> Result<Rendered, String> {
-        render_with(conv, |s| self.special_id(s).expect("known special"), |t| self.encode(t), false)
+        render_with(
+            conv,
+            |s| self.special_id(s).expect("known special"),
+            |t| self.encode(t),
+            false,
+        )
     }
     fn render_for_completion(&self, conv: &Conversation) -> Result<Vec<u32>, String> {
-        render_with(conv, |s| self.special_id(s).expect("known special"), |t| self.encode(t), true).map(|r| r.ids)
+        render_with(
+            conv,
+            |s| self.special_id(s).expect("known special"),
+            |t| self.encode(t),
+            true,
+        )
+        .map(|r| r.ids)
     }
 }
 
@@ -192,7 +219,12 @@ mod tests {
     use njp_datasets::{Message, Part};
 
     fn conv(messages: Vec<Message>) -> Conversation {
-        Conversation { id: "c".into(), messages, source: String::new(), meta: None }
+        Conversation {
+            id: "c".into(),
+            messages,
+            source: String::new(),
+            meta: None,
+        }
     }
 
     #[test]
@@ -203,16 +235,31 @@ mod tests {
             Message::new(Role::User, "U"),
             Message {
                 role: Role::Assistant,
-                parts: vec![Part::text("a"), Part::python("1+1"), Part::python_output("2"), Part::text("b")],
+                parts: vec![
+                    Part::text("a"),
+                    Part::python("1+1"),
+                    Part::python_output("2"),
+                    Part::text("b"),
+                ],
             },
         ]);
         let r = t.render_conversation(&c).unwrap();
         let sp = |s| t.special_id(s).unwrap();
         let mut want_ids = vec![sp("<|bos|>"), sp("<|user_start|>")];
         want_ids.extend(t.encode("S\n\nU"));
-        want_ids.extend([sp("<|user_end|>"), sp("<|assistant_start|>"), u32::from(b'a'), sp("<|python_start|>")]);
+        want_ids.extend([
+            sp("<|user_end|>"),
+            sp("<|assistant_start|>"),
+            u32::from(b'a'),
+            sp("<|python_start|>"),
+        ]);
         want_ids.extend(t.encode("1+1"));
-        want_ids.extend([sp("<|python_end|>"), sp("<|output_start|>"), u32::from(b'2'), sp("<|output_end|>")]);
+        want_ids.extend([
+            sp("<|python_end|>"),
+            sp("<|output_start|>"),
+            u32::from(b'2'),
+            sp("<|output_end|>"),
+        ]);
         want_ids.extend([u32::from(b'b'), sp("<|assistant_end|>")]);
         assert_eq!(r.ids, want_ids);
         let want_mask: Vec<u8> = vec![0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1];
@@ -226,9 +273,22 @@ mod tests {
     #[test]
     fn role_order_is_checked() {
         let c = conv(vec![Message::new(Role::Assistant, "x")]);
-        assert!(ByteTokenizer.render_conversation(&c).unwrap_err().contains("expected user"));
-        let c = conv(vec![Message::new(Role::System, "x"), Message::new(Role::Assistant, "y")]);
-        assert!(ByteTokenizer.render_conversation(&c).unwrap_err().contains("system message"));
+        assert!(
+            ByteTokenizer
+                .render_conversation(&c)
+                .unwrap_err()
+                .contains("expected user")
+        );
+        let c = conv(vec![
+            Message::new(Role::System, "x"),
+            Message::new(Role::Assistant, "y"),
+        ]);
+        assert!(
+            ByteTokenizer
+                .render_conversation(&c)
+                .unwrap_err()
+                .contains("system message")
+        );
     }
 
     #[test]

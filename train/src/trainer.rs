@@ -63,7 +63,10 @@ pub struct Data {
 
 impl std::fmt::Debug for Data {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Data").field("val", &self.val.is_some()).field("prompts", &self.sample_prompts).finish_non_exhaustive()
+        f.debug_struct("Data")
+            .field("val", &self.val.is_some())
+            .field("prompts", &self.sample_prompts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,10 +110,35 @@ pub trait Reporter {
 pub struct Silent;
 impl Reporter for Silent {}
 
-fn batch_tensors<B: AutodiffBackend>(b: &Batch, device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+fn batch_tensors<B: AutodiffBackend>(
+    b: &Batch,
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
     let x = Tensor::from_data(TensorData::new(b.inputs.clone(), [b.rows, b.cols]), device);
     let y = Tensor::from_data(TensorData::new(b.targets.clone(), [b.rows, b.cols]), device);
     (x, y)
+}
+
+/// Loss of one micro-batch (read to the host) and its gradients, scaled by `1/accum` as
+/// nanochat divides each micro-loss by the accumulation steps. A non-finite loss returns empty
+/// gradients (the caller stops the run).
+pub fn forward_backward<B>(
+    model: &Gpt<B>,
+    batch: &Batch,
+    accum: usize,
+    device: &B::Device,
+) -> (f64, GradientsParams)
+where
+    B: AutodiffBackend + AttentionBackend,
+{
+    let (x, y) = batch_tensors::<B>(batch, device);
+    let loss = model.loss(x, y);
+    let value = f64::from(loss.clone().into_scalar().elem::<f32>());
+    if !value.is_finite() {
+        return (value, GradientsParams::new());
+    }
+    let grads = (loss / accum as f64).backward();
+    (value, GradientsParams::from_grads(grads, model))
 }
 
 /// Validation bits per byte over `batches` micro-batches (nanochat `evaluate_bpb`): nats of
@@ -130,16 +158,28 @@ pub fn evaluate_bpb<B: AttentionBackend>(
     let (mut nats, mut bytes) = (0f64, 0f64);
     for _ in 0..batches {
         let b = source.next_batch()?;
-        let x = Tensor::<B, 2, Int>::from_data(TensorData::new(b.inputs.clone(), [b.rows, b.cols]), device);
-        let y = Tensor::<B, 1, Int>::from_data(TensorData::new(b.targets.clone(), [b.rows * b.cols]), device);
-        let nll = model.nll(x, y.clone().reshape([b.rows, b.cols])).reshape([b.rows * b.cols]);
+        let x = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(b.inputs.clone(), [b.rows, b.cols]),
+            device,
+        );
+        let y = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(b.targets.clone(), [b.rows * b.cols]),
+            device,
+        );
+        let nll = model
+            .nll(x, y.clone().reshape([b.rows, b.cols]))
+            .reshape([b.rows * b.cols]);
         let valid = y.clone().greater_equal_elem(0).float();
         let nb = tb.clone().select(0, y.clamp_min(0)) * valid;
         let counted = nb.clone().greater_elem(0.0).float();
         nats += f64::from((nll * counted).sum().into_scalar().elem::<f32>());
         bytes += f64::from(nb.sum().into_scalar().elem::<f32>());
     }
-    Ok(if bytes > 0.0 { nats / (std::f64::consts::LN_2 * bytes) } else { f64::NAN })
+    Ok(if bytes > 0.0 {
+        nats / (std::f64::consts::LN_2 * bytes)
+    } else {
+        f64::NAN
+    })
 }
 
 struct State<B: AutodiffBackend> {
@@ -158,7 +198,12 @@ struct State<B: AutodiffBackend> {
 /// # Errors
 /// Bad config, data or checkpoint errors, and [`Error::NonFinite`] when the loss or the gradient
 /// stops being finite (the weights of the failing step are never updated).
-pub fn run<B>(spec: &RunSpec, mut data: Data, device: &B::Device, reporter: &mut dyn Reporter) -> Result<Summary>
+pub fn run<B>(
+    spec: &RunSpec,
+    mut data: Data,
+    device: &B::Device,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary>
 where
     B: AutodiffBackend + AttentionBackend,
     B::InnerBackend: AttentionBackend,
@@ -201,17 +246,30 @@ where
         let fresh_point = !(resumed && s == start_step);
         let due = |every: Option<u64>| every.is_some_and(|k| k > 0 && s % k == 0) || last;
         if fresh_point && due(cfg.eval_every) {
-            if let (Some(val), Some(tb), Some(start)) = (data.val.as_mut(), token_bytes.as_ref(), val_start.as_ref()) {
+            if let (Some(val), Some(tb), Some(start)) =
+                (data.val.as_mut(), token_bytes.as_ref(), val_start.as_ref())
+            {
                 val.restore(start)?;
-                let bpb = evaluate_bpb(&st.model.valid(), val.as_mut(), cfg.eval_batches, tb, device)?;
-                st.loop_state.min_val_bpb = Some(st.loop_state.min_val_bpb.map_or(bpb, |m| m.min(bpb)));
+                let bpb = evaluate_bpb(
+                    &st.model.valid(),
+                    val.as_mut(),
+                    cfg.eval_batches,
+                    tb,
+                    device,
+                )?;
+                st.loop_state.min_val_bpb =
+                    Some(st.loop_state.min_val_bpb.map_or(bpb, |m| m.min(bpb)));
                 st.last_val_bpb = Some(bpb);
-                let m = EvalMetrics { step: s, val_bpb: bpb };
+                let m = EvalMetrics {
+                    step: s,
+                    val_bpb: bpb,
+                };
                 log.write(&m)?;
                 reporter.eval(&m);
             }
         }
-        if fresh_point && due(cfg.sample_every) {
+        // Like nanochat, no samples from the untrained model at step 0.
+        if fresh_point && s > 0 && due(cfg.sample_every) {
             if let Some(tok) = data.tokenizer.as_ref() {
                 write_samples(&st, tok.as_ref(), &data.sample_prompts, cfg, out, reporter)?;
             }
@@ -240,9 +298,7 @@ where
             }
             positions += (batch.rows * batch.cols) as u64;
             targets += batch.n_targets() as u64;
-            let (x, y) = batch_tensors::<B>(&batch, device);
-            let loss = st.model.loss(x, y);
-            let value = f64::from(loss.clone().into_scalar().elem::<f32>());
+            let (value, grads) = forward_backward(&st.model, &batch, accum, device);
             if !value.is_finite() {
                 return Err(Error::NonFinite {
                     what: "loss",
@@ -255,8 +311,6 @@ where
             }
             loss_sum += value;
             rows.push(batch.describe_rows());
-            let grads = (loss / accum as f64).backward();
-            let grads = GradientsParams::from_grads(grads, &st.model);
             accumulate(&st.model, &mut acc, grads);
         }
         let norm = grad_norm(&st.model, &acc);
@@ -275,7 +329,13 @@ where
         }
         let (lrm, momentum) = match cfg.stage {
             Stage::Base => (
-                schedule::base_lr_multiplier(s, total.unwrap_or(1), cfg.warmup_ratio, cfg.warmdown_ratio, cfg.final_lr_frac),
+                schedule::base_lr_multiplier(
+                    s,
+                    total.unwrap_or(1),
+                    cfg.warmup_ratio,
+                    cfg.warmdown_ratio,
+                    cfg.final_lr_frac,
+                ),
                 schedule::muon_momentum(s),
             ),
             Stage::Mid => {
@@ -283,20 +343,32 @@ where
                     Some(n) => (s + 1) as f64 / n as f64,
                     None => data.train.progress().unwrap_or(0.0),
                 };
-                (schedule::mid_lr_multiplier(progress), schedule::muon_momentum(s))
+                (
+                    schedule::mid_lr_multiplier(progress),
+                    schedule::muon_momentum(s),
+                )
             }
             Stage::Sft => (schedule::sft_lr_multiplier(s, total.unwrap_or(1)), 0.95),
         };
-        let lrs = st.optim.lrs(cfg.model.n_embd, lrm, cfg.init_lr_frac, momentum);
+        let lrs = st
+            .optim
+            .lrs(cfg.model.n_embd, lrm, cfg.init_lr_frac, momentum);
         st.model = st.optim.step(st.model, &mut acc, lrs)?;
         // Wait for the update before timing (one tiny read; the next step syncs anyway).
-        let _ = st.model.lm_head.weight.val().slice([0..1, 0..1]).into_scalar();
+        let _ = st
+            .model
+            .lm_head
+            .weight
+            .val()
+            .slice([0..1, 0..1])
+            .into_scalar();
         let dt = t0.elapsed().as_secs_f64();
         st.step += 1;
         wrapped = data.train.wrapped();
         let loss = loss_sum / accum as f64;
         st.loop_state.smooth_loss_ema = 0.9 * st.loop_state.smooth_loss_ema + 0.1 * loss;
-        let smooth = st.loop_state.smooth_loss_ema / (1.0 - 0.9f64.powi(st.step.min(10_000) as i32));
+        let smooth =
+            st.loop_state.smooth_loss_ema / (1.0 - 0.9f64.powi(st.step.min(10_000) as i32));
         st.loop_state.tokens += positions;
         st.loop_state.total_training_time += dt;
         let tokens_per_s = positions as f64 / dt;
@@ -422,7 +494,10 @@ fn plot(out: &Path, cfg: &TrainConfig) -> Result<()> {
     }
     let (loss, bpb) = read_series(&metrics)?;
     let title = format!("njp train {} — {}", cfg.stage, cfg.model);
-    njp_model::weights::atomic_write_bytes(&out.join("loss.svg"), loss_svg(&title, &loss, &bpb).as_bytes())?;
+    njp_model::weights::atomic_write_bytes(
+        &out.join("loss.svg"),
+        loss_svg(&title, &loss, &bpb).as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -463,18 +538,30 @@ where
                 stop = tok.special_id("<|assistant_end|>").into_iter().collect();
                 let conv = njp_datasets::Conversation {
                     id: String::new(),
-                    messages: vec![njp_datasets::Message::new(njp_datasets::Role::User, prompt.clone())],
+                    messages: vec![njp_datasets::Message::new(
+                        njp_datasets::Role::User,
+                        prompt.clone(),
+                    )],
                     source: String::new(),
                     meta: None,
                 };
                 tok.render_for_completion(&conv).map_err(Error::Data)?
             }
         };
-        let opts = SampleOptions { max_new_tokens: cfg.sample_tokens, temperature: 0.0, top_k: None, stop: stop.clone() };
+        let opts = SampleOptions {
+            max_new_tokens: cfg.sample_tokens,
+            temperature: 0.0,
+            top_k: None,
+            stop: stop.clone(),
+        };
         // Greedy decoding draws no randomness; a copy keeps the run's RNG untouched.
         let new = njp_model::generate(&model, &ids, &opts, &mut st.rng.clone());
         let completion = tok.decode(&new);
-        log.write(&SampleRecord { step: st.step, prompt: prompt.clone(), completion: completion.clone() })?;
+        log.write(&SampleRecord {
+            step: st.step,
+            prompt: prompt.clone(),
+            completion: completion.clone(),
+        })?;
         reporter.sample(st.step, prompt, &completion);
     }
     Ok(())

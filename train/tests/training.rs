@@ -28,7 +28,12 @@ const TEXTS: [&str; 6] = [
 
 fn docs() -> Vec<Document> {
     (0..60)
-        .map(|i| Document { id: format!("doc{i}"), text: TEXTS[i % TEXTS.len()].to_string(), source: String::new(), meta: None })
+        .map(|i| Document {
+            id: format!("doc{i}"),
+            text: TEXTS[i % TEXTS.len()].to_string(),
+            source: String::new(),
+            meta: None,
+        })
         .collect()
 }
 
@@ -45,7 +50,14 @@ fn doc_tokenize(t: Arc<dyn TokenizerApi>) -> TokenizeFn<Document> {
 }
 
 fn model_config() -> GptConfig {
-    GptConfig { sequence_len: 32, vocab_size: 265, n_layer: 2, n_head: 2, n_kv_head: 2, n_embd: 32 }
+    GptConfig {
+        sequence_len: 32,
+        vocab_size: 265,
+        n_layer: 2,
+        n_head: 2,
+        n_kv_head: 2,
+        n_embd: 32,
+    }
 }
 
 fn base_config(steps: u64) -> TrainConfig {
@@ -68,8 +80,16 @@ fn base_config(steps: u64) -> TrainConfig {
 fn base_data(documents: Vec<Document>) -> Data {
     let t = tok();
     let cfg = base_config(1);
-    let stream = DocStream::new(Box::new(VecReader::new("docs", documents.clone())), doc_tokenize(t.clone()), true);
-    let val = DocStream::new(Box::new(VecReader::new("val", documents)), doc_tokenize(t.clone()), true);
+    let stream = DocStream::new(
+        Box::new(VecReader::new("docs", documents.clone())),
+        doc_tokenize(t.clone()),
+        true,
+    );
+    let val = DocStream::new(
+        Box::new(VecReader::new("val", documents)),
+        doc_tokenize(t.clone()),
+        true,
+    );
     let buf = match cfg.packing {
         Packing::BestFit { buffer_docs } => buffer_docs,
         Packing::Stream => 1,
@@ -83,7 +103,12 @@ fn base_data(documents: Vec<Document>) -> Data {
 }
 
 fn spec(cfg: TrainConfig, out: &Path, init: Init, stop_at: Option<u64>) -> RunSpec {
-    RunSpec { config: cfg, out_dir: out.to_path_buf(), init, stop_at }
+    RunSpec {
+        config: cfg,
+        out_dir: out.to_path_buf(),
+        init,
+        stop_at,
+    }
 }
 
 #[test]
@@ -91,7 +116,13 @@ fn base_loss_falls_and_outputs_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = base_config(40);
     cfg.sample_every = Some(40);
-    let s = run::<B>(&spec(cfg, dir.path(), Init::Fresh, None), base_data(docs()), &Default::default(), &mut Silent).unwrap();
+    let s = run::<B>(
+        &spec(cfg, dir.path(), Init::Fresh, None),
+        base_data(docs()),
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
     assert!(s.finished);
     assert_eq!(s.steps, 40);
     let (loss, bpb) = read_series(&dir.path().join("metrics.jsonl")).unwrap();
@@ -100,17 +131,30 @@ fn base_loss_falls_and_outputs_are_written() {
     let last = loss.iter().rev().take(5).map(|p| p.1).sum::<f64>() / 5.0;
     // ln(265) ≈ 5.58 at init; the repeated texts are easy to memorise.
     assert!((first - 265f64.ln()).abs() < 0.05, "initial loss {first}");
-    assert!(last < first - 2.0, "loss did not fall enough: {first} → {last}");
+    assert!(
+        last < first - 2.0,
+        "loss did not fall enough: {first} → {last}"
+    );
     assert_eq!(bpb.len(), 9); // steps 0, 5, …, 40
     assert!(bpb.last().unwrap().1 < bpb[0].1);
-    for f in ["config.json", "loss.svg", "samples.jsonl", "model_000040.safetensors", "optim_000040.safetensors", "meta_000040.json"] {
+    for f in [
+        "config.json",
+        "loss.svg",
+        "samples.jsonl",
+        "model_000040.safetensors",
+        "optim_000040.safetensors",
+        "meta_000040.json",
+    ] {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
     let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
     let first_line: serde_json::Value =
         serde_json::from_str(text.lines().find(|l| l.contains("\"loss\"")).unwrap()).unwrap();
     for key in ["step", "loss", "lr", "tokens_per_s"] {
-        assert!(first_line.get(key).is_some(), "metrics line lacks {key}: {first_line}");
+        assert!(
+            first_line.get(key).is_some(),
+            "metrics line lacks {key}: {first_line}"
+        );
     }
     let samples = std::fs::read_to_string(dir.path().join("samples.jsonl")).unwrap();
     assert!(samples.contains("\"prompt\":\"吾輩は\""));
@@ -120,13 +164,31 @@ fn base_loss_falls_and_outputs_are_written() {
 fn resume_is_exact() {
     let steps = 8;
     let a = tempfile::tempdir().unwrap();
-    run::<B>(&spec(base_config(steps), a.path(), Init::Fresh, None), base_data(docs()), &Default::default(), &mut Silent).unwrap();
+    run::<B>(
+        &spec(base_config(steps), a.path(), Init::Fresh, None),
+        base_data(docs()),
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
 
     let b = tempfile::tempdir().unwrap();
-    let s = run::<B>(&spec(base_config(steps), b.path(), Init::Fresh, Some(3)), base_data(docs()), &Default::default(), &mut Silent).unwrap();
+    let s = run::<B>(
+        &spec(base_config(steps), b.path(), Init::Fresh, Some(3)),
+        base_data(docs()),
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
     assert!(!s.finished);
     assert_eq!(s.steps, 3);
-    let s = run::<B>(&spec(base_config(steps), b.path(), Init::Resume, None), base_data(docs()), &Default::default(), &mut Silent).unwrap();
+    let s = run::<B>(
+        &spec(base_config(steps), b.path(), Init::Resume, None),
+        base_data(docs()),
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
     assert!(s.finished);
 
     let (la, va) = read_series(&a.path().join("metrics.jsonl")).unwrap();
@@ -144,25 +206,65 @@ fn resume_is_exact() {
 fn nan_guard_names_step_rows_and_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     // Weights whose embedding row for '#' (byte 35) is NaN; only doc "poison" contains it.
-    let model = Gpt::<Flex>::init(&model_config(), ModelOptions::default(), 3, &Default::default()).unwrap();
+    let model = Gpt::<Flex>::init(
+        &model_config(),
+        ModelOptions::default(),
+        3,
+        &Default::default(),
+    )
+    .unwrap();
     let mut sd = state_dict(&model);
     let wte = sd.get_mut("transformer.wte.weight").unwrap();
     let d = wte.shape[1];
-    wte.data[35 * d..36 * d].iter_mut().for_each(|x| *x = f32::NAN);
+    wte.data[35 * d..36 * d]
+        .iter_mut()
+        .for_each(|x| *x = f32::NAN);
     let weights = dir.path().join("poisoned.safetensors");
     write_safetensors(&weights, &sd, None).unwrap();
 
     let mut documents = docs();
-    documents.insert(20, Document { id: "poison".into(), text: "#".repeat(10), source: String::new(), meta: None });
+    documents.insert(
+        20,
+        Document {
+            id: "poison".into(),
+            text: "#".repeat(10),
+            source: String::new(),
+            meta: None,
+        },
+    );
     let mut cfg = base_config(20);
     cfg.eval_every = None;
     cfg.packing = Packing::Stream;
     let t = tok();
-    let stream = DocStream::new(Box::new(VecReader::new("docs", documents)), doc_tokenize(t.clone()), true);
-    let data = Data { train: Box::new(StreamPacker::new(stream, 4, 32)), val: None, tokenizer: Some(t), sample_prompts: vec![] };
+    let stream = DocStream::new(
+        Box::new(VecReader::new("docs", documents)),
+        doc_tokenize(t.clone()),
+        true,
+    );
+    let data = Data {
+        train: Box::new(StreamPacker::new(stream, 4, 32)),
+        val: None,
+        tokenizer: Some(t),
+        sample_prompts: vec![],
+    };
     let out = dir.path().join("run");
-    let err = run::<B>(&spec(cfg, &out, Init::Weights(weights.clone()), None), data, &Default::default(), &mut Silent).unwrap_err();
-    let Error::NonFinite { what, step, rows, last_checkpoint, .. } = &err else { panic!("unexpected error {err}") };
+    let err = run::<B>(
+        &spec(cfg, &out, Init::Weights(weights.clone()), None),
+        data,
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap_err();
+    let Error::NonFinite {
+        what,
+        step,
+        rows,
+        last_checkpoint,
+        ..
+    } = &err
+    else {
+        panic!("unexpected error {err}")
+    };
     assert_eq!(*what, "loss");
     // 20 documents of ≥ 16 bytes before "poison": it lands in the second optimizer step or later,
     // never the first.
@@ -170,7 +272,10 @@ fn nan_guard_names_step_rows_and_checkpoint() {
     assert!(rows.contains("poison@0:20"), "{rows}");
     assert_eq!(last_checkpoint.as_deref(), Some(weights.as_path()));
     let msg = err.to_string();
-    assert!(msg.contains("non-finite loss") && msg.contains("poisoned.safetensors"), "{msg}");
+    assert!(
+        msg.contains("non-finite loss") && msg.contains("poisoned.safetensors"),
+        "{msg}"
+    );
     // No checkpoint was written after the failure.
     assert!(checkpoint::list(&out).unwrap().is_empty());
 }
@@ -180,7 +285,13 @@ fn checkpoint_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = base_config(3);
     cfg.eval_every = None;
-    run::<B>(&spec(cfg.clone(), dir.path(), Init::Fresh, None), base_data(docs()), &Default::default(), &mut Silent).unwrap();
+    run::<B>(
+        &spec(cfg.clone(), dir.path(), Init::Fresh, None),
+        base_data(docs()),
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
     let meta = checkpoint::latest(dir.path()).unwrap();
     assert_eq!((meta.step, meta.stage), (3, Stage::Base));
     assert_eq!(meta.train_config, cfg);
@@ -192,7 +303,13 @@ fn checkpoint_round_trip() {
     let loaded = checkpoint::load_model(
         dir.path(),
         &meta,
-        Gpt::<Flex>::init(&model_config(), ModelOptions::default(), 99, &Default::default()).unwrap(),
+        Gpt::<Flex>::init(
+            &model_config(),
+            ModelOptions::default(),
+            99,
+            &Default::default(),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(state_dict(&loaded), w);
@@ -205,7 +322,10 @@ fn checkpoint_round_trip() {
     // An incomplete checkpoint (meta present, optimizer file gone) is refused with its path.
     std::fs::remove_file(&optim_file).unwrap();
     let err = checkpoint::latest(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("optim_000003.safetensors") && err.contains("incomplete"), "{err}");
+    assert!(
+        err.contains("optim_000003.safetensors") && err.contains("incomplete"),
+        "{err}"
+    );
 }
 
 fn conversations() -> Vec<Conversation> {
@@ -220,7 +340,10 @@ fn conversations() -> Vec<Conversation> {
             let (q, a) = qa[i % qa.len()];
             Conversation {
                 id: format!("conv{i}"),
-                messages: vec![Message::new(Role::User, q), Message::new(Role::Assistant, a)],
+                messages: vec![
+                    Message::new(Role::User, q),
+                    Message::new(Role::Assistant, a),
+                ],
                 source: String::new(),
                 meta: None,
             }
@@ -233,18 +356,33 @@ fn conversations() -> Vec<Conversation> {
         id: "tool".into(),
         messages: vec![
             Message::new(Role::User, "2*3は？"),
-            Message { role: Role::Assistant, parts: vec![Part::python("2*3"), Part::python_output("6"), Part::text("6")] },
+            Message {
+                role: Role::Assistant,
+                parts: vec![
+                    Part::python("2*3"),
+                    Part::python_output("6"),
+                    Part::text("6"),
+                ],
+            },
         ],
         source: String::new(),
         meta: None,
     });
     special.push(Conversation {
         id: "long".into(),
-        messages: vec![Message::new(Role::User, "あ".repeat(40)), Message::new(Role::Assistant, "はい")],
+        messages: vec![
+            Message::new(Role::User, "あ".repeat(40)),
+            Message::new(Role::Assistant, "はい"),
+        ],
         source: String::new(),
         meta: None,
     });
-    special.push(Conversation { id: "user-only".into(), messages: vec![Message::new(Role::User, "こんにちは")], source: String::new(), meta: None });
+    special.push(Conversation {
+        id: "user-only".into(),
+        messages: vec![Message::new(Role::User, "こんにちは")],
+        source: String::new(),
+        meta: None,
+    });
     out.splice(2..2, special);
     out
 }
@@ -253,16 +391,29 @@ fn chat_data(keep_mask: bool, stage: Stage) -> Data {
     let t = tok();
     let t2 = t.clone();
     let f: TokenizeFn<Conversation> = Arc::new(move |c: &Conversation| {
-        let r = t2.render_conversation(c).map(|r| (r.ids, keep_mask.then_some(r.mask)));
+        let r = t2
+            .render_conversation(c)
+            .map(|r| (r.ids, keep_mask.then_some(r.mask)));
         (c.id.clone(), r)
     });
     let stream = DocStream::new(Box::new(VecReader::new("convs", conversations())), f, true);
     let train: Box<dyn BatchSource> = match stage {
         // Rows of up to 81 tokens: within the rotary table (10 × 32 positions).
-        Stage::Sft => Box::new(SftBatcher::new(stream, 4, 80, t.special_id("<|assistant_end|>").unwrap(), 8)),
+        Stage::Sft => Box::new(SftBatcher::new(
+            stream,
+            4,
+            80,
+            t.special_id("<|assistant_end|>").unwrap(),
+            8,
+        )),
         _ => Box::new(StreamPacker::new(stream, 4, 32)),
     };
-    Data { train, val: None, tokenizer: Some(t), sample_prompts: vec!["日本の首都は？".into()] }
+    Data {
+        train,
+        val: None,
+        tokenizer: Some(t),
+        sample_prompts: vec!["日本の首都は？".into()],
+    }
 }
 
 #[derive(Default)]
@@ -278,7 +429,13 @@ fn mid_and_sft_continue_from_base() {
     let base = tempfile::tempdir().unwrap();
     let mut cfg = base_config(4);
     cfg.eval_every = None;
-    run::<B>(&spec(cfg, base.path(), Init::Fresh, None), base_data(docs()), &Default::default(), &mut Silent).unwrap();
+    run::<B>(
+        &spec(cfg, base.path(), Init::Fresh, None),
+        base_data(docs()),
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
 
     // Mid: one pass over the conversations (no --steps), from the base run directory.
     let mid = tempfile::tempdir().unwrap();
@@ -288,8 +445,18 @@ fn mid_and_sft_continue_from_base() {
     mcfg.eval_every = None;
     mcfg.sample_every = Some(1000);
     mcfg.sample_tokens = 6;
-    let s = run::<B>(&spec(mcfg, mid.path(), Init::Weights(base.path().to_path_buf()), None), chat_data(false, Stage::Mid), &Default::default(), &mut Silent)
-        .unwrap();
+    let s = run::<B>(
+        &spec(
+            mcfg,
+            mid.path(),
+            Init::Weights(base.path().to_path_buf()),
+            None,
+        ),
+        chat_data(false, Stage::Mid),
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
     assert!(s.finished);
     // 24 × ~30 tokens of conversations ≈ 6 batches of 129 tokens before the data wraps.
     assert!((3..=10).contains(&s.steps), "mid ran {} steps", s.steps);
@@ -304,11 +471,33 @@ fn mid_and_sft_continue_from_base() {
     scfg.eval_every = None;
     scfg.sample_every = None;
     let mut rep = Skips::default();
-    let s = run::<B>(&spec(scfg, sft.path(), Init::Weights(mid.path().to_path_buf()), None), chat_data(true, Stage::Sft), &Default::default(), &mut rep)
-        .unwrap();
+    let s = run::<B>(
+        &spec(
+            scfg,
+            sft.path(),
+            Init::Weights(mid.path().to_path_buf()),
+            None,
+        ),
+        chat_data(true, Stage::Sft),
+        &Default::default(),
+        &mut rep,
+    )
+    .unwrap();
     assert_eq!(s.steps, 27 / 4); // one epoch
-    assert!(rep.0.iter().any(|m| m.starts_with("long: ") && m.contains("never truncated")), "{:?}", rep.0);
-    assert!(rep.0.iter().any(|m| m.starts_with("user-only: ") && m.contains("no supervised")), "{:?}", rep.0);
+    assert!(
+        rep.0
+            .iter()
+            .any(|m| m.starts_with("long: ") && m.contains("never truncated")),
+        "{:?}",
+        rep.0
+    );
+    assert!(
+        rep.0
+            .iter()
+            .any(|m| m.starts_with("user-only: ") && m.contains("no supervised")),
+        "{:?}",
+        rep.0
+    );
     let lines = std::fs::read_to_string(sft.path().join("metrics.jsonl")).unwrap();
     for l in lines.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
