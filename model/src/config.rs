@@ -86,19 +86,19 @@ impl GptConfig {
         if self.sequence_len == 0 {
             return bad("sequence_len must be positive".into());
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return bad(format!(
                 "n_embd {} is not a multiple of n_head {}",
                 self.n_embd, self.n_head
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return bad(format!(
                 "head_dim {} must be even for rotary embeddings",
                 self.head_dim()
             ));
         }
-        if self.n_kv_head > self.n_head || self.n_head % self.n_kv_head != 0 {
+        if self.n_kv_head > self.n_head || !self.n_head.is_multiple_of(self.n_kv_head) {
             return bad(format!(
                 "n_kv_head {} must divide n_head {} (GQA groups)",
                 self.n_kv_head, self.n_head
@@ -235,22 +235,17 @@ pub enum Precision {
 }
 
 /// How causal self-attention is computed in training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum AttentionKind {
     /// burn's `attention` op. Under autodiff it is the decomposed fallback, which keeps about
     /// three `[B, H, T, T]` tensors per layer for backward.
+    #[default]
     Plain,
     /// Query-chunked attention with its own backward that recomputes the probabilities from
     /// the saved log-sum-exp (flash-attention style): O(T) saved state per layer, peak
     /// `[B, H, chunk, T]` scratch.
     Chunked { chunk: usize },
-}
-
-impl Default for AttentionKind {
-    fn default() -> Self {
-        AttentionKind::Plain
-    }
 }
 
 /// Runtime options: they change speed and memory, never the function the model computes

@@ -63,7 +63,7 @@ pub fn paths(dir: &Path, step: u64) -> (PathBuf, PathBuf, PathBuf) {
 ///
 /// # Errors
 /// I/O errors.
-pub fn save<B: Backend>(
+pub fn save<B>(
     dir: &Path,
     model: &Gpt<B>,
     optim: &Optimizers<B::InnerBackend>,

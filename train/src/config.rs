@@ -130,7 +130,7 @@ impl TrainConfig {
         } else {
             "tokens"
         };
-        if self.total_batch_size % unit != 0 {
+        if !self.total_batch_size.is_multiple_of(unit) {
             return bad(format!(
                 "total batch of {} {what} is not a multiple of one micro-batch ({unit} {what} = {} rows{})",
                 self.total_batch_size,

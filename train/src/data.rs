@@ -41,7 +41,7 @@ impl std::fmt::Display for Pos {
 /// A source of records in a fixed order.
 pub trait RecordReader<T>: Send {
     /// Number of records, when known.
-    fn len(&self) -> Option<u64>;
+    fn num_records(&self) -> Option<u64>;
     /// Makes the next [`RecordReader::next_record`] return record `index` (0-based).
     ///
     /// # Errors
@@ -75,7 +75,7 @@ impl<T> VecReader<T> {
 }
 
 impl<T: Clone + Send + Sync> RecordReader<T> for VecReader<T> {
-    fn len(&self) -> Option<u64> {
+    fn num_records(&self) -> Option<u64> {
         Some(self.records.len() as u64)
     }
     fn seek(&mut self, index: u64) -> Result<()> {
@@ -151,7 +151,7 @@ impl<T> JsonlReader<T> {
 }
 
 impl<T: DeserializeOwned> RecordReader<T> for JsonlReader<T> {
-    fn len(&self) -> Option<u64> {
+    fn num_records(&self) -> Option<u64> {
         Some(self.len)
     }
     fn seek(&mut self, index: u64) -> Result<()> {
@@ -258,7 +258,7 @@ impl<T: Send + 'static> DocStream<T> {
     /// A stream starting at record 0 of epoch 0. With `looping`, the data repeats forever
     /// (epoch increments); without, the stream ends after one pass.
     pub fn new(reader: Box<dyn RecordReader<T>>, tokenize: TokenizeFn<T>, looping: bool) -> Self {
-        let len = reader.len();
+        let len = reader.num_records();
         let name = reader.name();
         DocStream {
             rx: None,
@@ -274,7 +274,7 @@ impl<T: Send + 'static> DocStream<T> {
     }
 
     /// Number of records per epoch, when known.
-    pub fn len(&self) -> Option<u64> {
+    pub fn num_records(&self) -> Option<u64> {
         self.len
     }
 
@@ -484,7 +484,7 @@ mod tests {
         let p = dir.path().join("d.jsonl");
         std::fs::write(&p, "{\"id\":\"a\",\"text\":\"x\"}\n\n{\"id\":\"b\"}\n").unwrap();
         let mut r = JsonlReader::<njp_datasets::Document>::open(&p).unwrap();
-        assert_eq!(r.len(), Some(2));
+        assert_eq!(r.num_records(), Some(2));
         assert_eq!(r.next_record().unwrap().unwrap().id, "a");
         let err = r.next_record().unwrap_err().to_string();
         assert!(err.contains("d.jsonl:3:") && err.contains("text"), "{err}");

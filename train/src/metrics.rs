@@ -114,11 +114,14 @@ impl MetricsLog {
     }
 }
 
+/// `(step, value)` points of one metric.
+pub type Series = Vec<(u64, f64)>;
+
 /// Reads `(step, loss)` and `(step, val_bpb)` series back from a metrics log.
 ///
 /// # Errors
 /// I/O errors or a malformed line (naming the line).
-pub fn read_series(path: &Path) -> Result<(Vec<(u64, f64)>, Vec<(u64, f64)>)> {
+pub fn read_series(path: &Path) -> Result<(Series, Series)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let (mut loss, mut bpb) = (Vec::new(), Vec::new());
     for (i, l) in text.lines().enumerate() {

@@ -70,7 +70,7 @@ pub trait BatchSource: Send {
     /// A state from another packer kind, or a dataset that changed underneath.
     fn restore(&mut self, state: &serde_json::Value) -> Result<()>;
     /// Records per epoch, when known.
-    fn len(&self) -> Option<u64>;
+    fn num_records(&self) -> Option<u64>;
     /// Fraction of the data read so far in the current pass (nanochat mid's `cursor / size`).
     fn progress(&self) -> Option<f64>;
     /// Whether the source has started reading a second pass (nanochat mid's `last_step`).
@@ -343,11 +343,11 @@ impl<T: Send + 'static> BatchSource for BestFitPacker<T> {
         Ok(())
     }
 
-    fn len(&self) -> Option<u64> {
-        self.stream.len()
+    fn num_records(&self) -> Option<u64> {
+        self.stream.num_records()
     }
     fn progress(&self) -> Option<f64> {
-        progress_of(self.next, self.stream.len())
+        progress_of(self.next, self.stream.num_records())
     }
     fn wrapped(&self) -> bool {
         self.next.epoch > 0
@@ -485,11 +485,11 @@ impl<T: Send + 'static> BatchSource for StreamPacker<T> {
         Ok(())
     }
 
-    fn len(&self) -> Option<u64> {
-        self.stream.len()
+    fn num_records(&self) -> Option<u64> {
+        self.stream.num_records()
     }
     fn progress(&self) -> Option<f64> {
-        progress_of(self.next, self.stream.len())
+        progress_of(self.next, self.stream.num_records())
     }
     fn wrapped(&self) -> bool {
         self.next.epoch > 0
@@ -626,11 +626,11 @@ impl<T: Send + 'static> BatchSource for SftBatcher<T> {
         Ok(())
     }
 
-    fn len(&self) -> Option<u64> {
-        self.stream.len()
+    fn num_records(&self) -> Option<u64> {
+        self.stream.num_records()
     }
     fn progress(&self) -> Option<f64> {
-        progress_of(self.next, self.stream.len())
+        progress_of(self.next, self.stream.num_records())
     }
     fn wrapped(&self) -> bool {
         self.next.epoch > 0

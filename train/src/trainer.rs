@@ -218,7 +218,7 @@ where
     let config_json = serde_json::to_string_pretty(cfg).expect("config serializes");
     njp_model::weights::atomic_write_bytes(&out.join("config.json"), config_json.as_bytes())?;
     let mut log = MetricsLog::open(&out.join("metrics.jsonl"), resumed.then_some(start_step))?;
-    let total = cfg.resolve_iterations(data.train.len())?;
+    let total = cfg.resolve_iterations(data.train.num_records())?;
     let accum = cfg.grad_accum();
     reporter.started(&RunInfo {
         stage: cfg.stage,
@@ -245,9 +245,11 @@ where
         };
         let fresh_point = !(resumed && s == start_step);
         let due = |every: Option<u64>| every.is_some_and(|k| k > 0 && s % k == 0) || last;
-        if fresh_point && due(cfg.eval_every) {
-            if let (Some(val), Some(tb), Some(start)) =
+        if fresh_point
+            && due(cfg.eval_every)
+            && let (Some(val), Some(tb), Some(start)) =
                 (data.val.as_mut(), token_bytes.as_ref(), val_start.as_ref())
+        {
             {
                 val.restore(start)?;
                 let bpb = evaluate_bpb(
@@ -269,10 +271,12 @@ where
             }
         }
         // Like nanochat, no samples from the untrained model at step 0.
-        if fresh_point && s > 0 && due(cfg.sample_every) {
-            if let Some(tok) = data.tokenizer.as_ref() {
-                write_samples(&st, tok.as_ref(), &data.sample_prompts, cfg, out, reporter)?;
-            }
+        if fresh_point
+            && s > 0
+            && due(cfg.sample_every)
+            && let Some(tok) = data.tokenizer.as_ref()
+        {
+            write_samples(&st, tok.as_ref(), &data.sample_prompts, cfg, out, reporter)?;
         }
         let stop_here = spec.stop_at.is_some_and(|k| s >= k);
         let periodic = cfg.save_every.is_some_and(|k| k > 0 && s % k == 0);

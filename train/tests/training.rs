@@ -351,38 +351,39 @@ fn conversations() -> Vec<Conversation> {
         .collect();
     // One with a tool call and output, one too long for a row, one with nothing to learn, early
     // in the data so one epoch reaches them.
-    let mut special = Vec::new();
-    special.push(Conversation {
-        id: "tool".into(),
-        messages: vec![
-            Message::new(Role::User, "2*3は？"),
-            Message {
-                role: Role::Assistant,
-                parts: vec![
-                    Part::python("2*3"),
-                    Part::python_output("6"),
-                    Part::text("6"),
-                ],
-            },
-        ],
-        source: String::new(),
-        meta: None,
-    });
-    special.push(Conversation {
-        id: "long".into(),
-        messages: vec![
-            Message::new(Role::User, "あ".repeat(40)),
-            Message::new(Role::Assistant, "はい"),
-        ],
-        source: String::new(),
-        meta: None,
-    });
-    special.push(Conversation {
-        id: "user-only".into(),
-        messages: vec![Message::new(Role::User, "こんにちは")],
-        source: String::new(),
-        meta: None,
-    });
+    let special = vec![
+        Conversation {
+            id: "tool".into(),
+            messages: vec![
+                Message::new(Role::User, "2*3は？"),
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![
+                        Part::python("2*3"),
+                        Part::python_output("6"),
+                        Part::text("6"),
+                    ],
+                },
+            ],
+            source: String::new(),
+            meta: None,
+        },
+        Conversation {
+            id: "long".into(),
+            messages: vec![
+                Message::new(Role::User, "あ".repeat(40)),
+                Message::new(Role::Assistant, "はい"),
+            ],
+            source: String::new(),
+            meta: None,
+        },
+        Conversation {
+            id: "user-only".into(),
+            messages: vec![Message::new(Role::User, "こんにちは")],
+            source: String::new(),
+            meta: None,
+        },
+    ];
     out.splice(2..2, special);
     out
 }
