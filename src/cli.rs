@@ -32,7 +32,7 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
     /// Never draw progress bars.
-    #[arg(long, global = true, env = "NJP_NO_PROGRESS")]
+    #[arg(long, global = true, env = "NJP_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub(crate) no_progress: bool,
     /// Worker threads [default: all cores].
     #[arg(long, global = true, env = "NJP_THREADS")]
@@ -41,6 +41,8 @@ pub(crate) struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the main job on the bundled samples (start here).
+    Quickstart(commands::quickstart::QuickstartArgs),
     /// Import local files as a cataloged dataset.
     Import(commands::import::ImportArgs),
     /// Run SQL over the catalog: every dataset is a table.

@@ -9,6 +9,7 @@ mod commands;
 mod logging;
 mod printer;
 mod settings;
+mod table;
 
 use std::process::ExitCode;
 

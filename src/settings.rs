@@ -31,7 +31,8 @@ impl ConfigFile {
         if !required && !path.exists() {
             return Ok(ConfigFile::default());
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading config {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading config {}", path.display()))?;
         let mut cfg: ConfigFile =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
         // Relative paths in the file are relative to the file, not to the working directory.
@@ -55,11 +56,20 @@ pub(crate) struct GlobalSettings {
 impl GlobalSettings {
     pub(crate) fn resolve(global: &GlobalArgs) -> anyhow::Result<Self> {
         let cfg = ConfigFile::load(global)?;
-        let home = global.home.clone().or(cfg.home).unwrap_or_else(|| PathBuf::from(".njp"));
+        let home = global
+            .home
+            .clone()
+            .or(cfg.home)
+            .unwrap_or_else(|| PathBuf::from(".njp"));
         if let Some(threads) = global.threads.or(cfg.threads) {
             // Ignore the error when a pool already exists (tests calling twice).
-            let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build_global();
         }
-        Ok(GlobalSettings { home, tokenizer: cfg.tokenizer })
+        Ok(GlobalSettings {
+            home,
+            tokenizer: cfg.tokenizer,
+        })
     }
 }

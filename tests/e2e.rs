@@ -1,4 +1,8 @@
-//! End-to-end tests of the `njp` binary, one module per verb.
+//! End-to-end tests of the `njp` binary: one test binary, one module per verb.
 
-#[path = "e2e/train.rs"]
+mod common;
+mod import_errors;
+mod import_ok;
+mod kill;
+mod sql;
 mod train;

@@ -70,7 +70,10 @@ pub fn use_calculator(expr: &str) -> Result<String, CalcError> {
 /// Evaluates an arithmetic expression (`+ - * / // % ( )`, unary signs, decimals) with Python
 /// semantics. Unlike [`use_calculator`] it does not refuse `**` or `%` (used to validate data).
 pub fn eval_arith(expr: &str) -> Result<Value, CalcError> {
-    let mut p = Parser { s: expr.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: expr.as_bytes(),
+        i: 0,
+    };
     p.skip_ws();
     if p.i == p.s.len() {
         return Err(CalcError::Empty);
@@ -92,15 +95,33 @@ fn eval_count(expr: &str) -> Result<usize, CalcError> {
     }
     let lower = expr.to_lowercase();
     const BANNED: [&str; 17] = [
-        "__", "import", "exec", "eval", "compile", "open", "file", "input", "raw_input",
-        "globals", "locals", "vars", "dir", "getattr", "setattr", "delattr", "hasattr",
+        "__",
+        "import",
+        "exec",
+        "eval",
+        "compile",
+        "open",
+        "file",
+        "input",
+        "raw_input",
+        "globals",
+        "locals",
+        "vars",
+        "dir",
+        "getattr",
+        "setattr",
+        "delattr",
+        "hasattr",
     ];
     if BANNED.iter().any(|b| lower.contains(b)) || !expr.contains(".count(") {
         return Err(CalcError::NotCount);
     }
     let e = expr.trim();
     let (hay, rest) = quoted(e).ok_or(CalcError::NotCount)?;
-    let rest = rest.trim_start().strip_prefix(".count(").ok_or(CalcError::NotCount)?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix(".count(")
+        .ok_or(CalcError::NotCount)?;
     let (needle, rest) = quoted(rest.trim_start()).ok_or(CalcError::NotCount)?;
     if rest.trim() != ")" {
         return Err(CalcError::NotCount);
@@ -229,27 +250,37 @@ impl Parser<'_> {
         while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || self.s[self.i] == b'.') {
             self.i += 1;
         }
-        let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| CalcError::Syntax(start))?;
+        let text =
+            std::str::from_utf8(&self.s[start..self.i]).map_err(|_| CalcError::Syntax(start))?;
         if text.contains('.') {
             if text == "." || text.matches('.').count() > 1 {
                 return Err(CalcError::Syntax(start));
             }
-            text.parse::<f64>().map(Value::Float).map_err(|_| CalcError::Syntax(start))
+            text.parse::<f64>()
+                .map(Value::Float)
+                .map_err(|_| CalcError::Syntax(start))
         } else {
             // Python 3 rejects leading zeros in non-zero integer literals ("012").
             if text.len() > 1 && text.starts_with('0') && text.bytes().any(|b| b != b'0') {
                 return Err(CalcError::Syntax(start));
             }
-            text.parse::<i128>().map(Value::Int).map_err(|_| CalcError::Overflow)
+            text.parse::<i128>()
+                .map(Value::Int)
+                .map_err(|_| CalcError::Overflow)
         }
     }
 }
 
 fn add(a: Value, b: Value, sub: bool) -> Result<Value, CalcError> {
     Ok(match (a, b) {
-        (Value::Int(x), Value::Int(y)) => {
-            Value::Int(if sub { x.checked_sub(y) } else { x.checked_add(y) }.ok_or(CalcError::Overflow)?)
-        }
+        (Value::Int(x), Value::Int(y)) => Value::Int(
+            if sub {
+                x.checked_sub(y)
+            } else {
+                x.checked_add(y)
+            }
+            .ok_or(CalcError::Overflow)?,
+        ),
         _ => {
             let (x, y) = (a.as_f64(), b.as_f64());
             Value::Float(if sub { x - y } else { x + y })
@@ -279,7 +310,9 @@ fn truediv(a: Value, b: Value) -> Result<Value, CalcError> {
 fn floordiv(a: Value, b: Value) -> Result<Value, CalcError> {
     match (a, b) {
         (Value::Int(_), Value::Int(0)) => Err(CalcError::DivisionByZero),
-        (Value::Int(x), Value::Int(y)) => Ok(Value::Int(x.div_euclid(y) - i128::from(y < 0 && x.rem_euclid(y) != 0))),
+        (Value::Int(x), Value::Int(y)) => Ok(Value::Int(
+            x.div_euclid(y) - i128::from(y < 0 && x.rem_euclid(y) != 0),
+        )),
         _ => {
             let d = b.as_f64();
             if d == 0.0 {
@@ -295,7 +328,11 @@ fn modulo(a: Value, b: Value) -> Result<Value, CalcError> {
         (Value::Int(_), Value::Int(0)) => Err(CalcError::DivisionByZero),
         (Value::Int(x), Value::Int(y)) => {
             let r = x % y;
-            Ok(Value::Int(if r != 0 && ((r < 0) != (y < 0)) { r + y } else { r }))
+            Ok(Value::Int(if r != 0 && ((r < 0) != (y < 0)) {
+                r + y
+            } else {
+                r
+            }))
         }
         _ => {
             let (x, y) = (a.as_f64(), b.as_f64());
@@ -303,7 +340,11 @@ fn modulo(a: Value, b: Value) -> Result<Value, CalcError> {
                 return Err(CalcError::DivisionByZero);
             }
             let r = x % y;
-            Ok(Value::Float(if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r }))
+            Ok(Value::Float(if r != 0.0 && ((r < 0.0) != (y < 0.0)) {
+                r + y
+            } else {
+                r
+            }))
         }
     }
 }

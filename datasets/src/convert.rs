@@ -9,7 +9,7 @@
 //!   line ends the last text part.
 
 use crate::records::{Conversation, MathProblem, Message, MultipleChoice, Part, Role};
-use crate::validate::{annotations, Segment};
+use crate::validate::{Segment, annotations};
 
 /// The letters used for choice `i` (`A`, `B`, …).
 pub fn choice_letter(i: usize) -> char {
@@ -36,7 +36,9 @@ pub fn render_mc(question: &str, choices: &[String]) -> String {
 /// A multiple-choice item as a two-turn conversation; `meta` carries the letters and answer for
 /// evaluation (nanochat keeps `letters` on the conversation dict).
 pub fn mc_to_conversation(mc: &MultipleChoice) -> Conversation {
-    let letters: Vec<String> = (0..mc.choices.len()).map(|i| choice_letter(i).to_string()).collect();
+    let letters: Vec<String> = (0..mc.choices.len())
+        .map(|i| choice_letter(i).to_string())
+        .collect();
     let answer = choice_letter(mc.answer as usize).to_string();
     let mut meta = serde_json::json!({ "letters": letters, "answer": answer });
     if let Some(subject) = &mc.subject {
@@ -63,13 +65,19 @@ pub fn math_to_conversation(m: &MathProblem) -> Conversation {
             .into_iter()
             .flat_map(|s| match s {
                 Segment::Text(t) => vec![Part::text(t)],
-                Segment::Call { expr, result } => vec![Part::python(expr), Part::python_output(result)],
+                Segment::Call { expr, result } => {
+                    vec![Part::python(expr), Part::python_output(result)]
+                }
             })
             .collect(),
         Err(_) if m.solution.is_empty() => Vec::new(),
         Err(_) => vec![Part::text(m.solution.clone())],
     };
-    let sep = if m.solution.trim().is_empty() { "" } else { "\n" };
+    let sep = if m.solution.trim().is_empty() {
+        ""
+    } else {
+        "\n"
+    };
     let tail = format!("{sep}#### {}", m.answer);
     match parts.last_mut() {
         Some(last) if last.kind == crate::records::PartKind::Text => last.text.push_str(&tail),
@@ -79,7 +87,10 @@ pub fn math_to_conversation(m: &MathProblem) -> Conversation {
         id: m.id.clone(),
         messages: vec![
             Message::new(Role::User, m.question.clone()),
-            Message { role: Role::Assistant, parts },
+            Message {
+                role: Role::Assistant,
+                parts,
+            },
         ],
         source: m.source.clone(),
         meta: Some(serde_json::json!({ "answer": m.answer })),
@@ -123,13 +134,20 @@ mod tests {
         let parts = &c.messages[1].parts;
         let kinds: Vec<PartKind> = parts.iter().map(|p| p.kind).collect();
         use PartKind::*;
-        assert_eq!(kinds, vec![Text, Python, PythonOutput, Text, Python, PythonOutput, Text]);
+        assert_eq!(
+            kinds,
+            vec![Text, Python, PythonOutput, Text, Python, PythonOutput, Text]
+        );
         assert_eq!(parts[1].text, "12/60");
         assert_eq!(parts[2].text, "0.2");
         assert_eq!(parts[6].text, "10\n#### 10");
         assert!(crate::validate::conversation(&c).is_ok());
 
-        let ends_with_call = MathProblem { solution: "<<2+3=5>>".into(), answer: "5".into(), ..m };
+        let ends_with_call = MathProblem {
+            solution: "<<2+3=5>>".into(),
+            answer: "5".into(),
+            ..m
+        };
         let c = math_to_conversation(&ends_with_call);
         assert_eq!(c.messages[1].parts.last().unwrap().text, "#### 5");
     }

@@ -21,9 +21,16 @@
 //! # Ok::<(), njp_datasets::validate::Invalid>(())
 //! ```
 
+pub mod adapt;
 pub mod calc;
 pub mod convert;
 pub mod records;
 pub mod validate;
 
-pub use records::{Conversation, Document, Kind, MathProblem, Message, MultipleChoice, Part, PartKind, Record, Role};
+pub use records::{
+    Conversation, Document, Kind, MathProblem, Message, MultipleChoice, Part, PartKind, Record,
+    Role,
+};
+pub mod io;
+pub mod read;
+pub mod schema;

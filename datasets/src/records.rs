@@ -25,7 +25,12 @@ pub enum Kind {
 
 impl Kind {
     /// All kinds, in a stable order.
-    pub const ALL: [Kind; 4] = [Kind::Document, Kind::Conversation, Kind::MultipleChoice, Kind::Math];
+    pub const ALL: [Kind; 4] = [
+        Kind::Document,
+        Kind::Conversation,
+        Kind::MultipleChoice,
+        Kind::Math,
+    ];
 
     /// The short name used on the command line, in manifests and in SQL (`catalog.kind`).
     pub fn as_str(self) -> &'static str {
@@ -105,7 +110,9 @@ impl FromStr for Role {
             "system" => Ok(Role::System),
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
-            other => Err(format!("unknown role `{other}` (expected system, user or assistant)")),
+            other => Err(format!(
+                "unknown role `{other}` (expected system, user or assistant)"
+            )),
         }
     }
 }
@@ -161,13 +168,22 @@ pub struct Part {
 
 impl Part {
     pub fn text(text: impl Into<String>) -> Self {
-        Part { kind: PartKind::Text, text: text.into() }
+        Part {
+            kind: PartKind::Text,
+            text: text.into(),
+        }
     }
     pub fn python(text: impl Into<String>) -> Self {
-        Part { kind: PartKind::Python, text: text.into() }
+        Part {
+            kind: PartKind::Python,
+            text: text.into(),
+        }
     }
     pub fn python_output(text: impl Into<String>) -> Self {
-        Part { kind: PartKind::PythonOutput, text: text.into() }
+        Part {
+            kind: PartKind::PythonOutput,
+            text: text.into(),
+        }
     }
 }
 
@@ -181,7 +197,10 @@ pub struct Message {
 impl Message {
     /// A message made of a single text part.
     pub fn new(role: Role, text: impl Into<String>) -> Self {
-        Message { role, parts: vec![Part::text(text)] }
+        Message {
+            role,
+            parts: vec![Part::text(text)],
+        }
     }
 
     /// The concatenated text of every part (tool parts included), as a reader would see it.

@@ -19,19 +19,36 @@ pub enum Invalid {
     #[error("conversation has no messages")]
     NoMessages,
     #[error("message {index}: expected role {expected}, found {found}")]
-    RoleOrder { index: usize, expected: &'static str, found: Role },
+    RoleOrder {
+        index: usize,
+        expected: &'static str,
+        found: Role,
+    },
     #[error("conversation must end with an assistant message, ends with {found}")]
     EndsWith { found: Role },
     #[error("message {index} ({role}) has no parts")]
     NoParts { index: usize, role: Role },
     #[error("message {index} ({role}), part {part}: empty text")]
-    EmptyPart { index: usize, role: Role, part: usize },
+    EmptyPart {
+        index: usize,
+        role: Role,
+        part: usize,
+    },
     #[error("message {index} ({role}): text is only whitespace")]
     BlankMessage { index: usize, role: Role },
     #[error("message {index} ({role}), part {part}: {kind} part outside an assistant turn")]
-    ToolOutsideAssistant { index: usize, role: Role, part: usize, kind: PartKind },
+    ToolOutsideAssistant {
+        index: usize,
+        role: Role,
+        part: usize,
+        kind: PartKind,
+    },
     #[error("message {index} ({role}): {parts} parts, a {role} message has exactly one text part")]
-    MultiPartNonAssistant { index: usize, role: Role, parts: usize },
+    MultiPartNonAssistant {
+        index: usize,
+        role: Role,
+        parts: usize,
+    },
     #[error("message {index}, part {part}: python_output without a preceding python call")]
     OrphanOutput { index: usize, part: usize },
     #[error("fewer than 2 choices ({0})")]
@@ -43,7 +60,11 @@ pub enum Invalid {
     #[error("choice {index} is empty")]
     EmptyChoice { index: usize },
     #[error("choices {first} and {second} are the same (`{text}`)")]
-    DuplicateChoice { first: usize, second: usize, text: String },
+    DuplicateChoice {
+        first: usize,
+        second: usize,
+        text: String,
+    },
     #[error("answer `{0}` is not a number")]
     NotANumber(String),
     #[error("unbalanced calculator annotation at byte {0} (`<<` without `>>` or the reverse)")]
@@ -51,19 +72,35 @@ pub enum Invalid {
     #[error("calculator annotation `<<{0}>>` has no `=result`")]
     AnnotationWithoutResult(String),
     #[error("calculator annotation `<<{expr}={result}>>`: {reason}")]
-    AnnotationUnevaluable { expr: String, result: String, reason: String },
+    AnnotationUnevaluable {
+        expr: String,
+        result: String,
+        reason: String,
+    },
     #[error("calculator annotation `<<{expr}={result}>>` is wrong: {expr} = {actual}")]
-    AnnotationWrong { expr: String, result: String, actual: String },
+    AnnotationWrong {
+        expr: String,
+        result: String,
+        actual: String,
+    },
     #[error("calculator annotation result `{0}` is not a number")]
     AnnotationResultNotNumber(String),
 }
 
 fn non_empty(field: &'static str, value: &str) -> Result<(), Invalid> {
-    if value.trim().is_empty() { Err(Invalid::EmptyField { field }) } else { Ok(()) }
+    if value.trim().is_empty() {
+        Err(Invalid::EmptyField { field })
+    } else {
+        Ok(())
+    }
 }
 
 fn id(value: &str) -> Result<(), Invalid> {
-    if value.is_empty() { Err(Invalid::EmptyId) } else { Ok(()) }
+    if value.is_empty() {
+        Err(Invalid::EmptyId)
+    } else {
+        Ok(())
+    }
 }
 
 pub fn document(d: &Document) -> Result<(), Invalid> {
@@ -82,29 +119,63 @@ pub fn conversation(c: &Conversation) -> Result<(), Invalid> {
     let offset = usize::from(c.messages[0].role == Role::System);
     for (index, m) in c.messages.iter().enumerate() {
         if index >= offset {
-            let expected = if (index - offset) % 2 == 0 { Role::User } else { Role::Assistant };
+            let expected = if (index - offset) % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            };
             if m.role != expected {
-                return Err(Invalid::RoleOrder { index, expected: expected.as_str(), found: m.role });
+                return Err(Invalid::RoleOrder {
+                    index,
+                    expected: expected.as_str(),
+                    found: m.role,
+                });
             }
         }
         if m.parts.is_empty() {
-            return Err(Invalid::NoParts { index, role: m.role });
+            return Err(Invalid::NoParts {
+                index,
+                role: m.role,
+            });
         }
         if m.role != Role::Assistant && m.parts.len() != 1 {
-            if let Some((part, p)) = m.parts.iter().enumerate().find(|(_, p)| p.kind != PartKind::Text) {
-                return Err(Invalid::ToolOutsideAssistant { index, role: m.role, part, kind: p.kind });
+            if let Some((part, p)) = m
+                .parts
+                .iter()
+                .enumerate()
+                .find(|(_, p)| p.kind != PartKind::Text)
+            {
+                return Err(Invalid::ToolOutsideAssistant {
+                    index,
+                    role: m.role,
+                    part,
+                    kind: p.kind,
+                });
             }
-            return Err(Invalid::MultiPartNonAssistant { index, role: m.role, parts: m.parts.len() });
+            return Err(Invalid::MultiPartNonAssistant {
+                index,
+                role: m.role,
+                parts: m.parts.len(),
+            });
         }
         let mut open_call = false;
         for (part, p) in m.parts.iter().enumerate() {
             if p.text.is_empty() {
-                return Err(Invalid::EmptyPart { index, role: m.role, part });
+                return Err(Invalid::EmptyPart {
+                    index,
+                    role: m.role,
+                    part,
+                });
             }
             match p.kind {
                 PartKind::Text => {}
                 _ if m.role != Role::Assistant => {
-                    return Err(Invalid::ToolOutsideAssistant { index, role: m.role, part, kind: p.kind });
+                    return Err(Invalid::ToolOutsideAssistant {
+                        index,
+                        role: m.role,
+                        part,
+                        kind: p.kind,
+                    });
                 }
                 PartKind::Python => open_call = true,
                 PartKind::PythonOutput => {
@@ -116,7 +187,10 @@ pub fn conversation(c: &Conversation) -> Result<(), Invalid> {
             }
         }
         if m.parts.iter().all(|p| p.text.trim().is_empty()) {
-            return Err(Invalid::BlankMessage { index, role: m.role });
+            return Err(Invalid::BlankMessage {
+                index,
+                role: m.role,
+            });
         }
     }
     let last = c.messages.last().map(|m| m.role).unwrap_or(Role::User);
@@ -136,14 +210,21 @@ pub fn multiple_choice(mc: &MultipleChoice) -> Result<(), Invalid> {
         return Err(Invalid::TooManyChoices(mc.choices.len()));
     }
     if mc.answer as usize >= mc.choices.len() {
-        return Err(Invalid::AnswerOutOfRange { answer: mc.answer, choices: mc.choices.len() });
+        return Err(Invalid::AnswerOutOfRange {
+            answer: mc.answer,
+            choices: mc.choices.len(),
+        });
     }
     for (i, c) in mc.choices.iter().enumerate() {
         if c.trim().is_empty() {
             return Err(Invalid::EmptyChoice { index: i });
         }
         if let Some(j) = mc.choices[..i].iter().position(|d| d.trim() == c.trim()) {
-            return Err(Invalid::DuplicateChoice { first: j, second: i, text: c.trim().to_string() });
+            return Err(Invalid::DuplicateChoice {
+                first: j,
+                second: i,
+                text: c.trim().to_string(),
+            });
         }
     }
     Ok(())
@@ -155,7 +236,10 @@ pub fn math(m: &MathProblem) -> Result<(), Invalid> {
     non_empty("answer", &m.answer)?;
     let normalized = normalize_number(&m.answer)?;
     if normalized != m.answer {
-        return Err(Invalid::NotANumber(format!("{} (normalized form is {normalized})", m.answer)));
+        return Err(Invalid::NotANumber(format!(
+            "{} (normalized form is {normalized})",
+            m.answer
+        )));
     }
     for segment in annotations(&m.solution)? {
         if let Segment::Call { expr, result } = segment {
@@ -170,7 +254,10 @@ pub fn math(m: &MathProblem) -> Result<(), Invalid> {
 pub enum Segment<'a> {
     Text(&'a str),
     /// `<<expr=result>>`, split on the last `=` as nanochat does.
-    Call { expr: &'a str, result: &'a str },
+    Call {
+        expr: &'a str,
+        result: &'a str,
+    },
 }
 
 /// Splits a solution into text and `<<expr=result>>` calls, refusing unbalanced markers and
@@ -198,8 +285,9 @@ pub fn annotations(solution: &str) -> Result<Vec<Segment<'_>>, Invalid> {
                 if o > 0 {
                     out.push(Segment::Text(&rest[..o]));
                 }
-                let (expr, result) =
-                    inner.rsplit_once('=').ok_or_else(|| Invalid::AnnotationWithoutResult(inner.to_string()))?;
+                let (expr, result) = inner
+                    .rsplit_once('=')
+                    .ok_or_else(|| Invalid::AnnotationWithoutResult(inner.to_string()))?;
                 out.push(Segment::Call { expr, result });
                 let advance = o + 2 + end + 2;
                 consumed += advance;
@@ -218,7 +306,9 @@ pub fn annotations(solution: &str) -> Result<Vec<Segment<'_>>, Invalid> {
 pub fn check_annotation(expr: &str, result: &str) -> Result<(), Invalid> {
     let normalized = normalize_number(result.trim().trim_start_matches('$'))
         .map_err(|_| Invalid::AnnotationResultNotNumber(result.to_string()))?;
-    let want: f64 = normalized.parse().map_err(|_| Invalid::AnnotationResultNotNumber(result.to_string()))?;
+    let want: f64 = normalized
+        .parse()
+        .map_err(|_| Invalid::AnnotationResultNotNumber(result.to_string()))?;
     let cleaned: String = expr.chars().filter(|&c| c != ',' && c != '$').collect();
     let got = calc::eval_arith(&cleaned).map_err(|e| Invalid::AnnotationUnevaluable {
         expr: expr.to_string(),
@@ -230,7 +320,11 @@ pub fn check_annotation(expr: &str, result: &str) -> Result<(), Invalid> {
     if (got.as_f64() - want).abs() <= tolerance {
         Ok(())
     } else {
-        Err(Invalid::AnnotationWrong { expr: expr.to_string(), result: result.to_string(), actual: got.to_string() })
+        Err(Invalid::AnnotationWrong {
+            expr: expr.to_string(),
+            result: result.to_string(),
+            actual: got.to_string(),
+        })
     }
 }
 
@@ -284,7 +378,12 @@ mod tests {
     use crate::records::{Message, Part};
 
     fn conv(messages: Vec<Message>) -> Conversation {
-        Conversation { id: "c".into(), messages, source: String::new(), meta: None }
+        Conversation {
+            id: "c".into(),
+            messages,
+            source: String::new(),
+            meta: None,
+        }
     }
 
     #[test]
@@ -307,17 +406,35 @@ mod tests {
         assert!(check_annotation("12/60", "0.2").is_ok());
         assert!(check_annotation("10/3", "3.33").is_ok());
         assert!(check_annotation("1,000*2", "2,000").is_ok());
-        assert!(matches!(check_annotation("2*3", "7"), Err(Invalid::AnnotationWrong { .. })));
-        assert!(matches!(check_annotation("x*3", "6"), Err(Invalid::AnnotationUnevaluable { .. })));
-        assert!(matches!(annotations("a <<2*3=6>> b <<4"), Err(Invalid::UnbalancedAnnotation(_))));
-        assert!(matches!(annotations("a >> b"), Err(Invalid::UnbalancedAnnotation(2))));
-        assert!(matches!(annotations("<<23>>"), Err(Invalid::AnnotationWithoutResult(_))));
+        assert!(matches!(
+            check_annotation("2*3", "7"),
+            Err(Invalid::AnnotationWrong { .. })
+        ));
+        assert!(matches!(
+            check_annotation("x*3", "6"),
+            Err(Invalid::AnnotationUnevaluable { .. })
+        ));
+        assert!(matches!(
+            annotations("a <<2*3=6>> b <<4"),
+            Err(Invalid::UnbalancedAnnotation(_))
+        ));
+        assert!(matches!(
+            annotations("a >> b"),
+            Err(Invalid::UnbalancedAnnotation(2))
+        ));
+        assert!(matches!(
+            annotations("<<23>>"),
+            Err(Invalid::AnnotationWithoutResult(_))
+        ));
         let segs = annotations("Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.").unwrap();
         assert_eq!(
             segs,
             vec![
                 Segment::Text("Weng earns 12/60 = $"),
-                Segment::Call { expr: "12/60", result: "0.2" },
+                Segment::Call {
+                    expr: "12/60",
+                    result: "0.2"
+                },
                 Segment::Text("0.2 per minute."),
             ]
         );
@@ -331,19 +448,40 @@ mod tests {
             Message::new(Role::Assistant, "a"),
         ]);
         assert!(conversation(&ok).is_ok());
-        let bad = conv(vec![Message::new(Role::User, "u"), Message::new(Role::User, "u")]);
-        assert!(matches!(conversation(&bad), Err(Invalid::RoleOrder { index: 1, .. })));
+        let bad = conv(vec![
+            Message::new(Role::User, "u"),
+            Message::new(Role::User, "u"),
+        ]);
+        assert!(matches!(
+            conversation(&bad),
+            Err(Invalid::RoleOrder { index: 1, .. })
+        ));
         let ends_user = conv(vec![Message::new(Role::User, "u")]);
-        assert!(matches!(conversation(&ends_user), Err(Invalid::EndsWith { .. })));
+        assert!(matches!(
+            conversation(&ends_user),
+            Err(Invalid::EndsWith { .. })
+        ));
         let system_only = conv(vec![Message::new(Role::System, "s")]);
         assert!(conversation(&system_only).is_err());
         let tool_in_user = conv(vec![
-            Message { role: Role::User, parts: vec![Part::python("1+1")] },
+            Message {
+                role: Role::User,
+                parts: vec![Part::python("1+1")],
+            },
             Message::new(Role::Assistant, "a"),
         ]);
-        assert!(matches!(conversation(&tool_in_user), Err(Invalid::ToolOutsideAssistant { .. })));
-        let blank = conv(vec![Message::new(Role::User, "  "), Message::new(Role::Assistant, "a")]);
-        assert!(matches!(conversation(&blank), Err(Invalid::BlankMessage { .. })));
+        assert!(matches!(
+            conversation(&tool_in_user),
+            Err(Invalid::ToolOutsideAssistant { .. })
+        ));
+        let blank = conv(vec![
+            Message::new(Role::User, "  "),
+            Message::new(Role::Assistant, "a"),
+        ]);
+        assert!(matches!(
+            conversation(&blank),
+            Err(Invalid::BlankMessage { .. })
+        ));
     }
 
     #[test]
@@ -358,9 +496,15 @@ mod tests {
         };
         assert!(multiple_choice(&mc).is_ok());
         mc.answer = 2;
-        assert!(matches!(multiple_choice(&mc), Err(Invalid::AnswerOutOfRange { .. })));
+        assert!(matches!(
+            multiple_choice(&mc),
+            Err(Invalid::AnswerOutOfRange { .. })
+        ));
         mc.answer = 0;
         mc.choices = vec!["a".into(), " a".into()];
-        assert!(matches!(multiple_choice(&mc), Err(Invalid::DuplicateChoice { .. })));
+        assert!(matches!(
+            multiple_choice(&mc),
+            Err(Invalid::DuplicateChoice { .. })
+        ));
     }
 }

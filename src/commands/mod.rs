@@ -3,6 +3,7 @@
 
 pub(crate) mod catalog;
 pub(crate) mod import;
+pub(crate) mod quickstart;
 pub(crate) mod samples;
 pub(crate) mod sql;
 pub(crate) mod train;
@@ -42,6 +43,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let printer = Printer::new(cli.global.quiet, cli.global.no_progress);
     let ctx = Ctx { settings, printer };
     match cli.command {
+        Command::Quickstart(args) => quickstart::run(&ctx, args),
         Command::Import(args) => import::run(&ctx, args),
         Command::Sql(args) => sql::run(&ctx, args),
         Command::Catalog(cmd) => catalog::run(&ctx, cmd),

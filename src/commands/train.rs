@@ -448,22 +448,177 @@ fn load_tokenizer(ctx: &Ctx, arg: Option<&str>) -> anyhow::Result<Arc<dyn Tokeni
     )
 }
 
-/// Opens training data as records of type `T`: a JSONL file, or a catalog dataset.
+/// Opens training data as records of type `T`: a JSONL file of canonical records, or a catalog
+/// dataset (`name` or `name@version`) of a kind that converts to `T`.
 fn open_records<T>(ctx: &Ctx, spec: &str) -> anyhow::Result<Box<dyn RecordReader<T>>>
 where
-    T: serde::de::DeserializeOwned + Send + 'static,
+    T: FromRecord + serde::de::DeserializeOwned + Send + 'static,
 {
     let path = Path::new(spec);
     if path.is_file() {
         return Ok(Box::new(JsonlReader::<T>::open(path)?));
     }
-    // Integration point: stream the catalog dataset `spec` (in catalog order) behind a
-    // `RecordReader` once the catalog crate exposes record streaming.
-    bail!(
-        "`{spec}` is not a file, and reading catalog datasets (home {}) needs the catalog crate, \
-         which this build does not include yet; pass a JSONL file of records",
-        ctx.settings.home.display()
-    )
+    let catalog = njp_catalog::Catalog::open(&ctx.settings.home)?;
+    let m = catalog.resolve(spec).with_context(|| {
+        format!(
+            "`{spec}` is neither a file nor a dataset in the catalog at {}",
+            ctx.settings.home.display()
+        )
+    })?;
+    if m.eval_only {
+        bail!(
+            "{} is marked eval-only: it may not be used for training",
+            m.id()
+        );
+    }
+    let kind = m
+        .kind
+        .record_kind()
+        .with_context(|| format!("{} is a table, not a dataset of records", m.id()))?;
+    if !T::accepts(kind) {
+        bail!(
+            "{} holds {kind} records; this stage trains on {}",
+            m.id(),
+            T::WHAT
+        );
+    }
+    Ok(Box::new(CatalogReader::<T>::new(&catalog, &m, kind)))
+}
+
+/// Catalog records convertible to what a stage trains on: documents for base; conversations
+/// (and multiple-choice / math problems through nanochat's conversions) for mid and sft.
+trait FromRecord: Sized {
+    const WHAT: &'static str;
+    fn accepts(kind: njp_datasets::Kind) -> bool;
+    fn from_record(r: njp_datasets::Record) -> Option<Self>;
+}
+
+impl FromRecord for Document {
+    const WHAT: &'static str = "documents";
+    fn accepts(kind: njp_datasets::Kind) -> bool {
+        kind == njp_datasets::Kind::Document
+    }
+    fn from_record(r: njp_datasets::Record) -> Option<Self> {
+        match r {
+            njp_datasets::Record::Document(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl FromRecord for Conversation {
+    const WHAT: &'static str = "conversations (or mc / math problems)";
+    fn accepts(kind: njp_datasets::Kind) -> bool {
+        kind != njp_datasets::Kind::Document
+    }
+    fn from_record(r: njp_datasets::Record) -> Option<Self> {
+        r.to_conversation()
+    }
+}
+
+/// Streams a catalog dataset version file by file; seeks with the per-file row counts of the
+/// manifest.
+struct CatalogReader<T> {
+    name: String,
+    kind: njp_datasets::Kind,
+    /// (path, rows) per data file, in catalog order.
+    files: Vec<(PathBuf, u64)>,
+    rows: u64,
+    file: usize,
+    current: Option<njp_datasets::io::ParquetRecords>,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> CatalogReader<T> {
+    fn new(
+        catalog: &njp_catalog::Catalog,
+        m: &njp_catalog::Manifest,
+        kind: njp_datasets::Kind,
+    ) -> Self {
+        let files: Vec<(PathBuf, u64)> = catalog
+            .data_files(m)
+            .into_iter()
+            .zip(m.files.iter().map(|f| f.rows))
+            .collect();
+        CatalogReader {
+            name: m.id(),
+            kind,
+            rows: files.iter().map(|f| f.1).sum(),
+            files,
+            file: 0,
+            current: None,
+            _t: std::marker::PhantomData,
+        }
+    }
+
+    fn open(&mut self, file: usize) -> njp_train::Result<()> {
+        self.file = file;
+        self.current = match self.files.get(file) {
+            Some((path, _)) => Some(
+                njp_datasets::io::ParquetRecords::open(path, self.kind)
+                    .map_err(|e| njp_train::Error::Data(format!("{}: {e}", self.name)))?,
+            ),
+            None => None,
+        };
+        Ok(())
+    }
+}
+
+impl<T: FromRecord> RecordReader<T> for CatalogReader<T> {
+    fn num_records(&self) -> Option<u64> {
+        Some(self.rows)
+    }
+
+    fn seek(&mut self, index: u64) -> njp_train::Result<()> {
+        if index > self.rows {
+            return Err(njp_train::Error::Data(format!(
+                "{}: seek to record {index} past the end ({})",
+                self.name, self.rows
+            )));
+        }
+        let (mut file, mut start) = (0, 0);
+        while file < self.files.len() && start + self.files[file].1 <= index {
+            start += self.files[file].1;
+            file += 1;
+        }
+        self.open(file)?;
+        for _ in start..index {
+            self.next_record()?;
+        }
+        Ok(())
+    }
+
+    fn next_record(&mut self) -> njp_train::Result<Option<T>> {
+        loop {
+            if self.current.is_none() {
+                if self.file >= self.files.len() {
+                    return Ok(None);
+                }
+                self.open(self.file)?;
+            }
+            match self.current.as_mut().and_then(Iterator::next) {
+                Some(Ok(r)) => {
+                    let id = r.id().to_string();
+                    return T::from_record(r).map(Some).ok_or_else(|| {
+                        njp_train::Error::Data(format!(
+                            "{}: record {id} cannot be converted to {}",
+                            self.name,
+                            T::WHAT
+                        ))
+                    });
+                }
+                Some(Err(e)) => return Err(njp_train::Error::Data(format!("{}: {e}", self.name))),
+                None => {
+                    self.current = None;
+                    self.file += 1;
+                }
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
 }
 
 fn document_tokenizer(tok: Arc<dyn TokenizerApi>) -> TokenizeFn<Document> {
@@ -804,11 +959,8 @@ impl CliReporter {
 impl Reporter for CliReporter {
     fn started(&mut self, info: &RunInfo) {
         let total = info.total_steps.unwrap_or(0);
-        let bar = if total > 0 {
-            self.printer.bar(total, info.stage.as_str())
-        } else {
-            self.printer.spinner(info.stage.as_str())
-        };
+        // Mid without --steps runs until the data wraps: the bar's length grows with the steps.
+        let bar = self.printer.bar(total, info.stage.as_str());
         bar.set_position(info.start_step);
         self.printer.info(format!(
             "njp train {}: {} parameters, {} micro-batches per step, {} steps{}; output {}",
@@ -827,8 +979,11 @@ impl Reporter for CliReporter {
         self.started = Instant::now();
     }
 
-    fn step(&mut self, m: &StepMetrics, _total: Option<u64>) {
+    fn step(&mut self, m: &StepMetrics, total: Option<u64>) {
         if let Some(b) = &self.bar {
+            if total.is_none() {
+                b.set_length(m.step);
+            }
             b.set_position(m.step);
             let mfu = m
                 .mfu
