@@ -56,4 +56,7 @@ pub(crate) enum Command {
     /// The small bundled samples used by the quickstart and the tests.
     #[command(subcommand)]
     Samples(commands::samples::SamplesCommand),
+    /// Train the nanochat GPT: base, mid and sft stages; import / export nanochat weights.
+    #[command(subcommand)]
+    Train(commands::train::TrainCommand),
 }

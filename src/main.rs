@@ -1,6 +1,9 @@
 //! `njp`: the nanochat-jp command line. Parsing, logging and exit codes live here; each verb is a
 //! module under `commands/`.
 
+// burn: Autodiff<Cuda> with fusion needs a deeper trait-resolution limit (burn-notes §0).
+#![recursion_limit = "256"]
+
 mod cli;
 mod commands;
 mod logging;

@@ -6,3 +6,4 @@ mod import_ok;
 mod kill;
 mod sql;
 mod tok;
+mod train;

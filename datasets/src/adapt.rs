@@ -362,10 +362,10 @@ fn answer_index(v: &Value, choices: &[String], one_based: bool) -> Result<u32, S
                 return from_index(i);
             }
             let mut chars = t.chars();
-            if let (Some(c), None) = (chars.next(), chars.next()) {
-                if c.is_ascii_alphabetic() {
-                    return Ok(u32::from(c.to_ascii_uppercase() as u8 - b'A'));
-                }
+            if let (Some(c), None) = (chars.next(), chars.next())
+                && c.is_ascii_alphabetic()
+            {
+                return Ok(u32::from(c.to_ascii_uppercase() as u8 - b'A'));
             }
             choices
                 .iter()

@@ -7,6 +7,7 @@ pub(crate) mod quickstart;
 pub(crate) mod samples;
 pub(crate) mod sql;
 pub(crate) mod tok;
+pub(crate) mod train;
 
 use std::process::ExitCode;
 
@@ -49,5 +50,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Catalog(cmd) => catalog::run(&ctx, cmd),
         Command::Samples(cmd) => samples::run(&ctx, cmd),
         Command::Tok(cmd) => tok::run(&ctx, cmd),
+        Command::Train(cmd) => train::run(&ctx, cmd),
     }
 }

@@ -1,0 +1,302 @@
+//! `njp train`: base on the bundled documents (through the catalog), resume, mid and sft from
+//! it, export, bench, and the errors a user meets first. Small models (depth 2, T 128, the
+//! byte-level stand-in tokenizer) so the whole flow takes seconds.
+
+use std::path::Path;
+
+use crate::common::Env;
+
+fn conversations() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("train/tests/data/conversations.jsonl")
+        .display()
+        .to_string()
+}
+
+fn losses(run: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            Some((v["step"].as_u64()?, v.get("loss")?.as_f64()?))
+        })
+        .collect()
+}
+
+const SMALL: [&str; 8] = [
+    "--device-batch-size",
+    "4",
+    "--total-batch-size",
+    "512",
+    "--tokenizer",
+    "byte",
+    "--eval-batches",
+    "2",
+];
+
+fn base(env: &Env, out: &Path, extra: &[&str]) -> crate::common::Run {
+    let out = out.display().to_string();
+    let mut args = vec![
+        "train",
+        "base",
+        "--data",
+        "sample_documents",
+        "--val-data",
+        "sample_documents",
+        "--out",
+        &out,
+        "--steps",
+        "30",
+        "--eval-every",
+        "10",
+        "--depth",
+        "2",
+        "--seq-len",
+        "128",
+    ];
+    args.extend(SMALL);
+    args.extend(extra);
+    env.run(&args)
+}
+
+#[test]
+fn base_resume_mid_sft_export() {
+    let env = Env::new();
+    env.run(&["samples", "import"]).ok();
+    let a = env.dir.path().join("base");
+    let err = base(&env, &a, &["--sample-every", "30"]).ok().stderr;
+    assert!(
+        err.contains("njp train base:") && err.contains("finished at step 30"),
+        "{err}"
+    );
+    assert!(err.contains("val bpb"), "{err}");
+    let l = losses(&a);
+    assert_eq!(l.len(), 30);
+    assert!(
+        l[29].1 < l[0].1 - 1.5,
+        "loss did not fall: {:?} → {:?}",
+        l[0],
+        l[29]
+    );
+    for f in [
+        "config.json",
+        "loss.svg",
+        "samples.jsonl",
+        "model_000030.safetensors",
+        "meta_000030.json",
+    ] {
+        assert!(a.join(f).exists(), "{f}");
+    }
+
+    // The same run in two sittings gives the same losses.
+    let b = env.dir.path().join("resumed");
+    let err = base(&env, &b, &["--stop-at", "12"]).ok().stderr;
+    assert!(err.contains("stopped at step 12"), "{err}");
+    let again = base(&env, &b, &[]);
+    assert_eq!(
+        again.code, 2,
+        "a fresh run into a directory with checkpoints must be refused"
+    );
+    assert!(again.stderr.contains("--resume"), "{}", again.stderr);
+    let b_arg = b.display().to_string();
+    let args = [
+        "train",
+        "base",
+        "--data",
+        "sample_documents",
+        "--val-data",
+        "sample_documents",
+    ];
+    let mut resume: Vec<&str> = args.to_vec();
+    resume.extend(["--resume", &b_arg, "--tokenizer", "byte"]);
+    env.run(&resume).ok();
+    assert_eq!(losses(&b), l);
+
+    // mid from the base run (a JSONL file of conversations), then sft from mid.
+    let convs = conversations();
+    let mid = env.dir.path().join("mid");
+    let (a_arg, mid_arg) = (a.display().to_string(), mid.display().to_string());
+    let mut args = vec![
+        "train", "mid", "--data", &convs, "--from", &a_arg, "--out", &mid_arg, "--steps", "6",
+    ];
+    args.extend(SMALL);
+    let err = env.run(&args).ok().stderr;
+    assert!(err.contains("finished at step 6"), "{err}");
+    let sft = env.dir.path().join("sft");
+    let sft_arg = sft.display().to_string();
+    let mut args = vec![
+        "train", "sft", "--data", &convs, "--from", &mid_arg, "--out", &sft_arg,
+    ];
+    args.extend([
+        "--device-batch-size",
+        "4",
+        "--total-batch-size",
+        "8",
+        "--tokenizer",
+        "byte",
+    ]);
+    let err = env.run(&args).ok().stderr;
+    // 49 conversations / 8 per step = 6 steps; the multi-turn one is longer than 129 tokens.
+    assert!(err.contains("finished at step 6"), "{err}");
+    assert!(
+        err.contains("skipped record multi") && err.contains("never truncated"),
+        "{err}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sft.join("meta_000006.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["stage"], "sft");
+    assert_eq!(meta["model_config"]["n_embd"], 128);
+
+    // Export: nanochat keys and PyTorch shapes.
+    let file = env.dir.path().join("export.safetensors");
+    let file_arg = file.display().to_string();
+    env.run(&["train", "export", "--from", &sft_arg, "--out", &file_arg])
+        .ok();
+    let bytes = std::fs::read(&file).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    assert_eq!(
+        header["transformer.h.1.mlp.c_fc.weight"]["shape"],
+        serde_json::json!([512, 128])
+    );
+    assert_eq!(
+        header["lm_head.weight"]["shape"],
+        serde_json::json!([320, 128])
+    );
+}
+
+#[test]
+fn bench_prints_json() {
+    let env = Env::new();
+    let run = env
+        .run(&[
+            "train",
+            "bench",
+            "--depth",
+            "1",
+            "--vocab",
+            "300",
+            "--seq-len",
+            "32",
+            "--device-batch-size",
+            "2",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+        ])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(v["tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["params"], 2 * 320 * 64 + 12 * 64 * 64);
+}
+
+#[test]
+fn user_errors() {
+    let env = Env::new();
+    env.run(&["samples", "import"]).ok();
+    let out = env.dir.path().join("x").display().to_string();
+    let tiny = ["--preset", "tiny", "--tokenizer", "byte"];
+    let with =
+        |a: &[&str]| -> Vec<String> { a.iter().chain(&tiny).map(|s| s.to_string()).collect() };
+
+    let r = env.run(&with(&[
+        "train",
+        "mid",
+        "--data",
+        "sample_conversations",
+        "--out",
+        &out,
+    ]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--from"), "{}", r.stderr);
+    let r = env.run(&with(&[
+        "train",
+        "base",
+        "--data",
+        "no-such-dataset",
+        "--out",
+        &out,
+    ]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no-such-dataset"), "{}", r.stderr);
+    let r = env.run(&with(&[
+        "train",
+        "base",
+        "--data",
+        "sample_mc",
+        "--out",
+        &out,
+    ]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("holds mc records"), "{}", r.stderr);
+
+    // Eval-only datasets are refused for training.
+    let mc = env.file(
+        "mc.jsonl",
+        "{\"id\":\"q1\",\"question\":\"1+1?\",\"choices\":[\"1\",\"2\"],\"answer\":1}\n",
+    );
+    env.import(&mc, "mc", "held_out", &["--eval-only"]).ok();
+    let r = env.run(&[
+        "train",
+        "sft",
+        "--data",
+        "held_out",
+        "--out",
+        &out,
+        "--from",
+        "x.safetensors",
+        "--depth",
+        "1",
+        "--tokenizer",
+        "byte",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("eval-only"), "{}", r.stderr);
+
+    let bad = env.file(
+        "bad.jsonl",
+        "{\"id\": \"a\", \"text\": \"ok\"}\n{\"id\": 5}\n",
+    );
+    let bad = bad.display().to_string();
+    let r = env.run(&[
+        "train",
+        "base",
+        "--data",
+        &bad,
+        "--out",
+        &out,
+        "--depth",
+        "1",
+        "--seq-len",
+        "16",
+        "--device-batch-size",
+        "1",
+        "--total-batch-size",
+        "16",
+        "--tokenizer",
+        "byte",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("bad.jsonl:2:"), "{}", r.stderr);
+    let r = env.run(&[
+        "train",
+        "base",
+        "--data",
+        "sample_documents",
+        "--out",
+        &out,
+        "--depth",
+        "2",
+        "--device-batch-size",
+        "3",
+        "--total-batch-size",
+        "1000",
+        "--tokenizer",
+        "byte",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not a multiple"), "{}", r.stderr);
+}
