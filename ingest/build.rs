@@ -16,12 +16,19 @@ fn main() {
         })
         .unwrap_or_default();
     names.sort();
-    let mut out = String::from("/// `(file stem, TOML text)` of every bundled recipe, sorted by name.\npub static BUNDLED: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// `(file stem, TOML text)` of every bundled recipe, sorted by name.\npub static BUNDLED: &[(&str, &str)] = &[\n",
+    );
     for p in &names {
         println!("cargo:rerun-if-changed={}", p.display());
         let stem = p.file_stem().unwrap().to_string_lossy();
         let abs = p.canonicalize().unwrap();
-        writeln!(out, "    ({stem:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({stem:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     out.push_str("];\n");
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("recipes.rs");

@@ -45,6 +45,13 @@ pub(crate) enum Command {
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Import local files as a cataloged dataset.
     Import(commands::import::ImportArgs),
+    /// Build a dataset from a recipe: download (hub), adapt, filter, normalize, dedup, publish.
+    Ingest(commands::ingest::IngestArgs),
+    /// Translate a dataset to Japanese through an OpenAI-compatible endpoint.
+    Translate(commands::ingest::TranslateArgs),
+    /// The bundled dataset recipes (datasets/recipes/*.toml).
+    #[command(subcommand)]
+    Recipes(commands::recipes::RecipesCommand),
     /// Run SQL over the catalog: every dataset is a table.
     Sql(commands::sql::SqlArgs),
     /// List, show, remove and clean up datasets.

@@ -3,6 +3,7 @@
 mod common;
 mod import_errors;
 mod import_ok;
+mod ingest;
 mod kill;
 mod sql;
 mod tok;

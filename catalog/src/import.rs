@@ -244,7 +244,7 @@ fn convert(
 }
 
 /// Streams rejects into `rejects.parquet` in the staging directory, a batch at a time.
-struct RejectSink {
+pub struct RejectSink {
     path: PathBuf,
     writer: Option<ArrowWriter<std::fs::File>>,
     count: u64,
@@ -254,7 +254,7 @@ struct RejectSink {
 }
 
 impl RejectSink {
-    fn new(path: PathBuf) -> Self {
+    pub fn new(path: PathBuf) -> Self {
         RejectSink {
             path,
             writer: None,
@@ -265,7 +265,26 @@ impl RejectSink {
         }
     }
 
-    fn push(&mut self, row: &Row, reason: String, raw: Option<String>) -> Result<()> {
+    /// Records a refused input row.
+    pub fn push(&mut self, row: &Row, reason: String, raw: Option<String>) -> Result<()> {
+        self.push_at(
+            row.location.file.display().to_string(),
+            row.location.line,
+            row.location.row,
+            reason,
+            raw,
+        )
+    }
+
+    /// Records a refused row by location.
+    pub fn push_at(
+        &mut self,
+        file: String,
+        line: Option<u64>,
+        row: u64,
+        reason: String,
+        raw: Option<String>,
+    ) -> Result<()> {
         self.count += 1;
         let class = reason_class(&reason);
         *self.reasons.entry(class).or_default() += 1;
@@ -281,9 +300,9 @@ impl RejectSink {
             }
         });
         let reject = Reject {
-            file: row.location.file.display().to_string(),
-            line: row.location.line,
-            row: row.location.row,
+            file,
+            line,
+            row,
             reason,
             raw,
         };
@@ -324,14 +343,25 @@ impl RejectSink {
             .map_err(pq)
     }
 
-    fn reason_counts(&self) -> Vec<(String, u64)> {
+    /// Rows refused so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The first rejects (at most 20).
+    pub fn first(&self) -> &[Reject] {
+        &self.first
+    }
+
+    /// Reject counts by reason class, most frequent first.
+    pub fn reason_counts(&self) -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = self.reasons.iter().map(|(k, n)| (k.clone(), *n)).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v
     }
 
     /// Writes the remaining rejects and closes the file.
-    fn finish(mut self) -> Result<()> {
+    pub fn finish(mut self) -> Result<()> {
         self.flush()?;
         if let Some(w) = self.writer.take() {
             let path = self.path.clone();

@@ -1,1 +1,20 @@
-//! stub
+//! Ingest: Hugging Face hub sources, dataset recipes, adapters, normalization, exact and
+//! MinHash near-duplicate removal, and EN→JA translation that keeps tool annotations.
+//!
+//! * [`hub`]: revision resolution, cached, resumable, checksum-verified downloads.
+//! * [`recipe`]: the `datasets/recipes/*.toml` model; [`adapters`] turn upstream rows into
+//!   canonical records.
+//! * [`pipeline`]: `njp ingest` (filters, [`normalize`], [`dedup`], publish with provenance).
+//! * [`translate`] and [`mask`]: `njp translate` against an OpenAI-compatible endpoint.
+
+pub mod adapters;
+pub mod dedup;
+pub mod error;
+pub mod hub;
+pub mod mask;
+pub mod normalize;
+pub mod pipeline;
+pub mod recipe;
+pub mod translate;
+
+pub use error::{Error, Result};

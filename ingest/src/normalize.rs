@@ -212,7 +212,7 @@ pub fn is_japanese(c: char) -> bool {
         | '\u{4e00}'..='\u{9fff}' // CJK unified ideographs
         | '\u{f900}'..='\u{faff}' // compatibility ideographs
         | '\u{20000}'..='\u{3134f}' // extensions B–G
-        | '々' | '〆' | '〇' | 'ヵ' | 'ヶ')
+        | '々' | '〆' | '〇')
 }
 
 /// Share of Japanese-script characters among the letters of `text` (0 when it has no letters),
@@ -274,10 +274,19 @@ mod tests {
 
     #[test]
     fn steps_are_counted() {
-        let (out, st) = norm(NormalizeSpec::default(), "\u{feff}こんにちは \r\n\r\n\r\n\r\n世界\u{7}\r");
+        let (out, st) = norm(
+            NormalizeSpec::default(),
+            "\u{feff}こんにちは \r\n\r\n\r\n\r\n世界\u{7}\r",
+        );
         assert_eq!(out, "こんにちは\n\n世界");
         assert_eq!(
-            (st.control_removed, st.control_chars, st.newlines_fixed, st.whitespace_fixed, st.unicode_form),
+            (
+                st.control_removed,
+                st.control_chars,
+                st.newlines_fixed,
+                st.whitespace_fixed,
+                st.unicode_form
+            ),
             (1, 2, 1, 1, 0)
         );
         // NFC composes か + ゛ (combining) into が; half-width katakana stays under NFC.
@@ -292,7 +301,13 @@ mod tests {
         assert_eq!(out, "ガA1");
         let (out, st) = norm(NormalizeSpec::default(), "already clean\nline");
         assert_eq!(out, "already clean\nline");
-        assert_eq!(st, NormStats { texts: 1, ..NormStats::default() });
+        assert_eq!(
+            st,
+            NormStats {
+                texts: 1,
+                ..NormStats::default()
+            }
+        );
     }
 
     #[test]

@@ -486,7 +486,10 @@ impl Recipe {
                 return Err(format!("`dedup.ngram` {} is not in 1..=64", d.ngram));
             }
             if !(0.0..=1.0).contains(&d.threshold) || d.threshold == 0.0 {
-                return Err(format!("`dedup.threshold` {} is not in (0, 1]", d.threshold));
+                return Err(format!(
+                    "`dedup.threshold` {} is not in (0, 1]",
+                    d.threshold
+                ));
             }
             if d.bands == 0 || d.permutations == 0 || d.permutations % d.bands != 0 {
                 return Err(format!(
@@ -504,28 +507,21 @@ impl Recipe {
     fn check_adapter(&self) -> std::result::Result<(), String> {
         let a = &self.adapter;
         let kind = a.kind;
-        let only = |key: &str, set: bool, allowed: &[AdapterKind]| -> std::result::Result<(), String> {
-            if set && !allowed.contains(&kind) {
-                Err(format!(
-                    "`adapter.{key}` does not apply to the `{}` adapter",
-                    kind.as_str()
-                ))
-            } else {
-                Ok(())
-            }
-        };
+        let only =
+            |key: &str, set: bool, allowed: &[AdapterKind]| -> std::result::Result<(), String> {
+                if set && !allowed.contains(&kind) {
+                    Err(format!(
+                        "`adapter.{key}` does not apply to the `{}` adapter",
+                        kind.as_str()
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
         use AdapterKind::*;
         only("subject_from_file", a.subject_from_file, &[Generic])?;
-        only(
-            "strip_prefix",
-            !a.strip_prefix.is_empty(),
-            &[Generic, Kuci],
-        )?;
-        only(
-            "strip_suffix",
-            !a.strip_suffix.is_empty(),
-            &[Generic, Kuci],
-        )?;
+        only("strip_prefix", !a.strip_prefix.is_empty(), &[Generic, Kuci])?;
+        only("strip_suffix", !a.strip_suffix.is_empty(), &[Generic, Kuci])?;
         only("text_field", a.text_field.is_some(), &[OasstTree])?;
         only("branches", a.branches.is_some(), &[OasstTree])?;
         only("drop_flags", !a.drop_flags.is_empty(), &[OasstTree])?;

@@ -3,7 +3,9 @@
 
 pub(crate) mod catalog;
 pub(crate) mod import;
+pub(crate) mod ingest;
 pub(crate) mod quickstart;
+pub(crate) mod recipes;
 pub(crate) mod samples;
 pub(crate) mod sql;
 pub(crate) mod tok;
@@ -46,6 +48,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Quickstart(args) => quickstart::run(&ctx, args),
         Command::Import(args) => import::run(&ctx, args),
+        Command::Ingest(args) => ingest::run_ingest(&ctx, args),
+        Command::Translate(args) => ingest::run_translate(&ctx, args),
+        Command::Recipes(cmd) => recipes::run(&ctx, cmd),
         Command::Sql(args) => sql::run(&ctx, args),
         Command::Catalog(cmd) => catalog::run(&ctx, cmd),
         Command::Samples(cmd) => samples::run(&ctx, cmd),

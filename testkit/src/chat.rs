@@ -193,7 +193,10 @@ mod tests {
     #[test]
     fn translation_keeps_placeholders_and_numbers() {
         let t = fake_translate("Natalia sold ⟦0⟧ clips, 48 of them.");
-        assert!(t.contains("⟦0⟧") && t.contains("48") && t.ends_with('。'), "{t}");
+        assert!(
+            t.contains("⟦0⟧") && t.contains("48") && t.ends_with('。'),
+            "{t}"
+        );
         assert!(!t.chars().any(|c| c.is_ascii_alphabetic()), "{t}");
         assert!(t.starts_with("ナアタアルイアサオルダ ⟦0⟧"), "{t}");
         assert_eq!(misbehave("drop_placeholder", "a ⟦1⟧ b"), "ア  バ");

@@ -161,10 +161,17 @@ impl HubStandIn {
         self.faults.add(Fault::new(matches, kind, times));
     }
 
-    fn lookup(&self, repo: &str, rev: &str) -> Result<(String, BTreeMap<String, HubFile>, bool), Response> {
+    fn lookup(
+        &self,
+        repo: &str,
+        rev: &str,
+    ) -> Result<(String, BTreeMap<String, HubFile>, bool), Response> {
         let state = self.state.lock().unwrap();
         let Some(r) = state.repos.get(repo) else {
-            return Err(not_found("RepoNotFound", &format!("Repository {repo} not found")));
+            return Err(not_found(
+                "RepoNotFound",
+                &format!("Repository {repo} not found"),
+            ));
         };
         let sha = r.refs.get(rev).cloned().unwrap_or_else(|| rev.to_string());
         match r.commits.get(&sha) {
@@ -193,7 +200,11 @@ fn sorted_dirs(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
-fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+fn collect_files(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -215,8 +226,8 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> 
 /// A fixture file as served: `X.parquet.jsonl` becomes the Parquet file `X.parquet`.
 pub fn fixture_file(path: &str, bytes: Vec<u8>) -> std::io::Result<HubFile> {
     if let Some(stem) = path.strip_suffix(".parquet.jsonl") {
-        let parquet = jsonl_to_parquet(&bytes)
-            .map_err(|e| std::io::Error::other(format!("{path}: {e}")))?;
+        let parquet =
+            jsonl_to_parquet(&bytes).map_err(|e| std::io::Error::other(format!("{path}: {e}")))?;
         return Ok(HubFile {
             path: format!("{stem}.parquet"),
             bytes: Arc::new(parquet),
@@ -239,7 +250,8 @@ pub fn jsonl_to_parquet(jsonl: &[u8]) -> Result<Vec<u8>, String> {
     use arrow::json::ReaderBuilder;
     use arrow::json::reader::infer_json_schema_from_seekable;
     let mut cursor = std::io::Cursor::new(jsonl);
-    let (schema, _) = infer_json_schema_from_seekable(&mut cursor, None).map_err(|e| e.to_string())?;
+    let (schema, _) =
+        infer_json_schema_from_seekable(&mut cursor, None).map_err(|e| e.to_string())?;
     cursor.set_position(0);
     let schema = Arc::new(schema);
     let reader = ReaderBuilder::new(schema.clone())
@@ -268,7 +280,10 @@ impl Handler for HubStandIn {
         );
         let fault = self.faults.take(&subject);
         if let Some(FaultKind::Status(code, headers)) = &fault {
-            let mut r = Response::json(*code, &serde_json::json!({"error": format!("injected {code}")}));
+            let mut r = Response::json(
+                *code,
+                &serde_json::json!({"error": format!("injected {code}")}),
+            );
             for (k, v) in headers {
                 r = r.header(k, v.clone());
             }
@@ -362,10 +377,17 @@ impl HubStandIn {
                 return r;
             }
             let Some(file) = files.get(&path) else {
-                return not_found("EntryNotFound", &format!("{path} does not exist on \"{rev}\""));
+                return not_found(
+                    "EntryNotFound",
+                    &format!("{path} does not exist on \"{rev}\""),
+                );
             };
             let total = file.bytes.len();
-            let etag = if file.lfs { file.sha256() } else { file.blob_id() };
+            let etag = if file.lfs {
+                file.sha256()
+            } else {
+                file.blob_id()
+            };
             let mut resp = Response::new(200, Vec::new())
                 .header("x-repo-commit", sha.clone())
                 .header("etag", format!("\"{etag}\""))
@@ -385,8 +407,10 @@ impl HubStandIn {
                     let end = end.unwrap_or(total - 1).min(total - 1);
                     resp.status = 206;
                     resp.body = file.bytes[start..=end].to_vec();
-                    resp.headers
-                        .push(("content-range".into(), format!("bytes {start}-{end}/{total}")));
+                    resp.headers.push((
+                        "content-range".into(),
+                        format!("bytes {start}-{end}/{total}"),
+                    ));
                 }
                 None => resp.body = file.bytes.as_ref().clone(),
             }
