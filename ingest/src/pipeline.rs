@@ -18,7 +18,7 @@ use njp_catalog::store::sha256_file;
 use njp_catalog::{Catalog, Parent};
 use njp_datasets::Record;
 use njp_datasets::adapt::Mapping;
-use njp_datasets::read::{ReadOptions, encoding_for_label, open_rows};
+use njp_datasets::read::{ReadOptions, detect_format, encoding_for_label, open_rows};
 
 use crate::adapters::{Adapted, OasstForest, RowCtx, adapt_row, field_filters};
 use crate::dedup::{Dedup, DedupStats, Verdict};
@@ -305,7 +305,12 @@ pub fn ingest(
     let mut read = 0u64;
     let mut limited = false;
     'files: for input in &fetched.inputs {
-        let rows = open_rows(&input.path, &read_opts, Arc::new(AtomicU64::new(0)))
+        // Cached hub blobs are named by hash: the format comes from the repository path.
+        let mut ro = read_opts.clone();
+        if ro.format.is_none() {
+            ro.format = detect_format(std::path::Path::new(&input.label));
+        }
+        let rows = open_rows(&input.path, &ro, Arc::new(AtomicU64::new(0)))
             .map_err(|e| relabel(e, input))?;
         let stem = input
             .label
@@ -326,8 +331,8 @@ pub fn ingest(
             if read % 4096 == 0 {
                 progress.rows(read, p.sink.rows());
             }
-            let line_or_row = row.location.line.unwrap_or(row.location.row);
-            let origin = format!("{}:{line_or_row}", input.label);
+            // Row numbers are unique per file (a CSV row may span lines): default ids use them.
+            let origin = format!("{}:{}", input.label, row.location.row);
             let loc = (input.label.clone(), row.location.line, row.location.row);
             let value = match &row.value {
                 Ok(v) => v,
