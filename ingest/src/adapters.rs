@@ -56,21 +56,21 @@ pub fn field_filters(filters: &[FieldFilter], value: &Value) -> Result<Option<St
                     f.field
                 ));
             };
-            if let Some(min) = f.min {
-                if x < min {
-                    return Ok(Some(format!("filter: `{}` < {min}", f.field)));
-                }
+            if let Some(min) = f.min
+                && x < min
+            {
+                return Ok(Some(format!("filter: `{}` < {min}", f.field)));
             }
-            if let Some(max) = f.max {
-                if x > max {
-                    return Ok(Some(format!("filter: `{}` > {max}", f.field)));
-                }
+            if let Some(max) = f.max
+                && x > max
+            {
+                return Ok(Some(format!("filter: `{}` > {max}", f.field)));
             }
         }
-        if let Some(eq) = &f.equals {
-            if !loose_eq(v, eq) {
-                return Ok(Some(format!("filter: `{}` != {eq}", f.field)));
-            }
+        if let Some(eq) = &f.equals
+            && !loose_eq(v, eq)
+        {
+            return Ok(Some(format!("filter: `{}` != {eq}", f.field)));
         }
         if !f.one_of.is_empty() && !f.one_of.iter().any(|x| loose_eq(v, x)) {
             return Ok(Some(format!(
@@ -182,10 +182,12 @@ pub fn join_morphemes(s: &str) -> String {
         if c == ' ' {
             let prev = out.chars().last();
             let next = chars[i + 1..].iter().find(|c| **c != ' ');
-            if let (Some(p), Some(n)) = (prev, next) {
-                if p.is_ascii_alphanumeric() && n.is_ascii_alphanumeric() && !out.ends_with(' ') {
-                    out.push(' ');
-                }
+            if let (Some(p), Some(n)) = (prev, next)
+                && p.is_ascii_alphanumeric()
+                && n.is_ascii_alphanumeric()
+                && !out.ends_with(' ')
+            {
+                out.push(' ');
             }
             continue;
         }

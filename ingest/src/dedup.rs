@@ -162,10 +162,10 @@ impl Dedup {
         } else {
             None
         };
-        if let Some(sig) = &sig {
-            if self.near_match(sig).is_some() {
-                return;
-            }
+        if let Some(sig) = &sig
+            && self.near_match(sig).is_some()
+        {
+            return;
         }
         self.insert(label, h, sig, true);
     }
@@ -223,22 +223,22 @@ impl Dedup {
         }
         let key = dedup_key(text);
         let h = xxh3_128(key.as_bytes());
-        if self.spec.exact {
-            if let Some(&i) = self.exact.get(&h) {
-                self.stats.exact_dropped += 1;
-                return self.dropped(i, label, |of| Verdict::Exact { of });
-            }
+        if self.spec.exact
+            && let Some(&i) = self.exact.get(&h)
+        {
+            self.stats.exact_dropped += 1;
+            return self.dropped(i, label, |of| Verdict::Exact { of });
         }
         let sig = if self.spec.near {
             Some(self.signature(&key))
         } else {
             None
         };
-        if let Some(sig) = &sig {
-            if let Some((i, similarity)) = self.near_match(sig) {
-                self.stats.near_dropped += 1;
-                return self.dropped(i, label, |of| Verdict::Near { of, similarity });
-            }
+        if let Some(sig) = &sig
+            && let Some((i, similarity)) = self.near_match(sig)
+        {
+            self.stats.near_dropped += 1;
+            return self.dropped(i, label, |of| Verdict::Near { of, similarity });
         }
         self.insert(label, h, sig, false);
         Verdict::Keep

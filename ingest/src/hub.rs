@@ -671,13 +671,13 @@ impl Hub {
             }
         }
         out.flush().map_err(io_err(part))?;
-        if let Some(n) = expected {
-            if got < n {
-                return Ok(Attempt::Retry(
-                    format!("transfer cut after {got} of {n} bytes; resuming"),
-                    None,
-                ));
-            }
+        if let Some(n) = expected
+            && got < n
+        {
+            return Ok(Attempt::Retry(
+                format!("transfer cut after {got} of {n} bytes; resuming"),
+                None,
+            ));
         }
         Ok(Attempt::Done(()))
     }

@@ -117,11 +117,12 @@ impl Normalizer {
             }
             Form::None => {}
         }
-        if self.spec.whitespace && !code {
-            if let Some(fixed) = clean_whitespace(&cur) {
-                st.whitespace_fixed += 1;
-                cur = Cow::Owned(fixed);
-            }
+        if self.spec.whitespace
+            && !code
+            && let Some(fixed) = clean_whitespace(&cur)
+        {
+            st.whitespace_fixed += 1;
+            cur = Cow::Owned(fixed);
         }
         cur
     }
@@ -130,11 +131,11 @@ impl Normalizer {
     pub fn record(&self, r: &mut Record, st: &mut NormStats) -> bool {
         let mut changed = false;
         let mut apply = |s: &mut String, code: bool, st: &mut NormStats| {
-            if let Cow::Owned(n) = self.text(s, code, st) {
-                if n != *s {
-                    *s = n;
-                    changed = true;
-                }
+            if let Cow::Owned(n) = self.text(s, code, st)
+                && n != *s
+            {
+                *s = n;
+                changed = true;
             }
         };
         match r {

@@ -191,17 +191,17 @@ impl Pipeline<'_> {
             }
         }
         let chars = text.chars().count();
-        if let Some(min) = f.min_chars {
-            if chars < min {
-                self.drop(format!("shorter than {min} characters"));
-                return Ok(());
-            }
+        if let Some(min) = f.min_chars
+            && chars < min
+        {
+            self.drop(format!("shorter than {min} characters"));
+            return Ok(());
         }
-        if let Some(max) = f.max_chars {
-            if chars > max {
-                self.drop(format!("longer than {max} characters"));
-                return Ok(());
-            }
+        if let Some(max) = f.max_chars
+            && chars > max
+        {
+            self.drop(format!("longer than {max} characters"));
+            return Ok(());
         }
         let id = rec.id().to_string();
         if let Some(first) = self.ids.get(&id) {

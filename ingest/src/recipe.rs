@@ -475,10 +475,10 @@ impl Recipe {
                 ));
             }
         }
-        if let Some(j) = self.filter.min_japanese {
-            if !(0.0..=1.0).contains(&j) {
-                return Err(format!("`filter.min_japanese` {j} is not between 0 and 1"));
-            }
+        if let Some(j) = self.filter.min_japanese
+            && !(0.0..=1.0).contains(&j)
+        {
+            return Err(format!("`filter.min_japanese` {j} is not between 0 and 1"));
         }
         let d = &self.dedup;
         if d.near {

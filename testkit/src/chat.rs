@@ -120,10 +120,10 @@ impl Handler for ChatStandIn {
         if req.method != "POST" || !req.path.ends_with("/chat/completions") {
             return Response::json(404, &serde_json::json!({"error": "not found"}));
         }
-        if let Some(key) = self.api_key.lock().unwrap().clone() {
-            if req.header("authorization") != Some(&format!("Bearer {key}")) {
-                return Response::json(401, &serde_json::json!({"error": "bad api key"}));
-            }
+        if let Some(key) = self.api_key.lock().unwrap().clone()
+            && req.header("authorization") != Some(&format!("Bearer {key}"))
+        {
+            return Response::json(401, &serde_json::json!({"error": "bad api key"}));
         }
         let body: serde_json::Value = match serde_json::from_slice(&req.body) {
             Ok(v) => v,
