@@ -39,6 +39,8 @@ pub(crate) struct GlobalArgs {
     pub(crate) threads: Option<usize>,
 }
 
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the main job on the bundled samples (start here).
