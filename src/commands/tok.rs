@@ -52,12 +52,12 @@ pub(crate) struct TrainArgs {
     /// Output directory.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Split pattern: `ja` (kanji+okurigana, default), `ja-script`, `gpt4` (nanochat's), or
-    /// `regex:<fancy-regex>`.
+    /// Split pattern: `ja` (kanji+okurigana, default), `ja-script`, `gpt4` (nanochat's),
+    /// `ja-phrase` (letter runs + trailing Japanese punctuation) or `regex:<fancy-regex>`.
     #[arg(long, default_value = "ja")]
     pattern: String,
-    /// Second training stage over coarser chunks (SuperBPE-style): a pattern as `--pattern`.
-    /// The tokenizer then splits with this pattern. Needs `--transition-vocab`.
+    /// Second training stage over coarser chunks (SuperBPE-style), e.g. `ja-phrase`: a pattern
+    /// as `--pattern`. The tokenizer then splits with this pattern. Needs `--transition-vocab`.
     #[arg(long, value_name = "PATTERN", requires = "transition_vocab")]
     stage2_pattern: Option<String>,
     /// Vocabulary size (including the specials) at which the second stage starts.
