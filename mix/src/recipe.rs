@@ -20,7 +20,7 @@
 //! [decontamination]
 //! eval_only = true              # check against every eval-only dataset in the catalog
 //! datasets = ["jcqa_valid"]     # and these catalog datasets
-//! ngram = 10                    # character n-gram size (after normalization)
+//! ngram = 13                    # character n-gram size (after normalization)
 //! min_fraction = 0.5            # share of an eval item's n-grams a row must contain
 //! ```
 //!
@@ -91,7 +91,7 @@ fn yes() -> bool {
 }
 
 /// Default n-gram size, chosen by measurement on JCommonsenseQA (see the crate README).
-pub const DEFAULT_NGRAM: usize = 10;
+pub const DEFAULT_NGRAM: usize = 13;
 /// Default share of an eval item's n-grams that marks a row contaminated.
 pub const DEFAULT_MIN_FRACTION: f64 = 0.5;
 

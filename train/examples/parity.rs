@@ -65,7 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     // Relative error against the largest reference logit (element-wise ratios blow up for
     // logits near zero, which carry no information about the implementation).
-    let max_abs = logits.iter().zip(&want).map(|(g, w)| (f64::from(*g) - w).abs()).fold(0.0, f64::max);
+    let max_abs = logits
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (f64::from(*g) - w).abs())
+        .fold(0.0, f64::max);
     let scale = want.iter().map(|w| w.abs()).fold(0.0, f64::max);
     let max_rel = max_abs / scale;
     let mut optim = Optimizers::<Flex>::new(OptimConfig::default());
