@@ -530,6 +530,13 @@ fn audit_matches_a_hand_count_and_error_policy_fails() {
         b.stderr
     );
     assert!(!env.datasets().iter().any(|d| d.starts_with("tiny_ja")));
+    let staging: Vec<_> = std::fs::read_dir(env.home().join("staging"))
+        .unwrap()
+        .collect();
+    assert!(
+        staging.is_empty(),
+        "a failed build leaves nothing behind: {staging:?}"
+    );
     let a = env.run(&["audit", &strict]);
     assert_eq!(a.code, 1, "{}", a.stderr);
 }

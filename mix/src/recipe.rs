@@ -369,6 +369,16 @@ weight = 0.25
 "#;
 
     #[test]
+    fn shipped_recipes_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+        for name in ["tiny-ja.toml", "mid-ja.toml", "sft-ja.toml"] {
+            let r = Recipe::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!r.components.is_empty());
+            assert_eq!(r.decontamination.ngram, DEFAULT_NGRAM);
+        }
+    }
+
+    #[test]
     fn parses_and_checks() {
         let r = Recipe::parse(OK, Path::new("r.toml")).unwrap();
         assert_eq!(r.components[1].quantity, Quantity::Weight(0.25));
