@@ -279,7 +279,7 @@ fn refuses_eval_only_and_unknown_licenses() {
     let fixture = repo("mix/tests/data/jcommonsenseqa-v1.3-valid-sample.jsonl");
     env.import(&fixture, "mc", "jcqa_valid", &["--eval-only"])
         .ok();
-    let mut args: Vec<String> = [
+    let args: Vec<String> = [
         "import",
         &fixture.display().to_string(),
         "--kind",
@@ -328,7 +328,6 @@ fn refuses_eval_only_and_unknown_licenses() {
         "{}",
         out.stdout
     );
-    args.clear();
     assert!(!env.datasets().iter().any(|d| d.starts_with("r@")));
 }
 

@@ -334,12 +334,12 @@ impl Audit {
                 if eighths % 8 > 0 {
                     bar.push(blocks[eighths % 8]);
                 }
-                let mark =
-                    if b.lo < self.max_seq_len as u64 + 1 && self.max_seq_len as u64 + 1 <= b.hi {
-                        " ◀ limit"
-                    } else {
-                        ""
-                    };
+                let first_over = self.max_seq_len as u64 + 1;
+                let mark = if (b.lo..b.hi).contains(&first_over) {
+                    " ◀ limit"
+                } else {
+                    ""
+                };
                 format!(
                     "{:>lw$}–{:<lw$} │{:<width$} {}{mark}",
                     b.lo,

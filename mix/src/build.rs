@@ -168,19 +168,18 @@ fn draft(plan: &Plan, kind: DatasetKind, role: &str, description: String) -> Dra
 /// Publishes a plan (unless an identical mixture exists and `force` is false).
 pub fn build(catalog: &Catalog, plan: &Plan, force: bool) -> Result<Built> {
     let name = &plan.recipe.name;
-    if !force {
-        if let Ok(m) = catalog.resolve(name) {
-            if same_build(&m, plan) {
-                let blend = catalog.resolve(&plan.recipe.blend_name())?;
-                let validation = catalog.resolve(&plan.recipe.val_name()).ok();
-                return Ok(Built {
-                    mixture: m,
-                    validation,
-                    blend,
-                    up_to_date: true,
-                });
-            }
-        }
+    if !force
+        && let Ok(m) = catalog.resolve(name)
+        && same_build(&m, plan)
+    {
+        let blend = catalog.resolve(&plan.recipe.blend_name())?;
+        let validation = catalog.resolve(&plan.recipe.val_name()).ok();
+        return Ok(Built {
+            mixture: m,
+            validation,
+            blend,
+            up_to_date: true,
+        });
     }
     let summary = serde_json::json!({
         "components": plan.components,

@@ -216,11 +216,11 @@ impl Index {
         let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
         let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
         let mut visit = |h: u64| {
-            if let Some(items) = self.grams.get(&h) {
-                if seen.insert(h, ()).is_none() {
-                    for &i in items {
-                        *counts.entry(i).or_default() += 1;
-                    }
+            if let Some(items) = self.grams.get(&h)
+                && seen.insert(h, ()).is_none()
+            {
+                for &i in items {
+                    *counts.entry(i).or_default() += 1;
                 }
             }
         };

@@ -443,10 +443,8 @@ impl Plan {
             if kind == Kind::Document || !enforce {
                 continue;
             }
-            for i in 0..d.records.len() {
-                if !d.usable[i] {
-                    continue;
-                }
+            let candidates: Vec<usize> = (0..d.records.len()).filter(|&i| d.usable[i]).collect();
+            for i in candidates {
                 let t = d.tokens[i];
                 let reason = if t.supervised == 0 {
                     Some((

@@ -170,11 +170,12 @@ impl Recipe {
     pub fn load(path: &Path) -> Result<Recipe> {
         let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
         let mut r = Recipe::parse(&text, path)?;
-        if let Some(t) = &r.tokenizer {
-            if t != "byte" && Path::new(t).is_relative() {
-                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                r.tokenizer = Some(base.join(t).display().to_string());
-            }
+        if let Some(t) = &r.tokenizer
+            && t != "byte"
+            && Path::new(t).is_relative()
+        {
+            let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            r.tokenizer = Some(base.join(t).display().to_string());
         }
         Ok(r)
     }
