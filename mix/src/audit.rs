@@ -331,7 +331,7 @@ impl Audit {
             .map(|b| {
                 let eighths = (b.count as f64 / peak as f64 * (width * 8) as f64).round() as usize;
                 let mut bar = "█".repeat(eighths / 8);
-                if eighths % 8 > 0 {
+                if !eighths.is_multiple_of(8) {
                     bar.push(blocks[eighths % 8]);
                 }
                 let first_over = self.max_seq_len as u64 + 1;
