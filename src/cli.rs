@@ -61,4 +61,9 @@ pub(crate) enum Command {
     /// Train the nanochat GPT: base, mid and sft stages; import / export nanochat weights.
     #[command(subcommand)]
     Train(commands::train::TrainCommand),
+    /// Mixtures: plan and build SQL recipes into training datasets (blend index, decontamination).
+    #[command(subcommand)]
+    Mix(commands::mix::MixCommand),
+    /// Token-length audit of a dataset or recipe: percentiles, histogram, truncation costs.
+    Audit(commands::audit::AuditArgs),
 }

@@ -4,6 +4,7 @@ mod common;
 mod import_errors;
 mod import_ok;
 mod kill;
+mod mix;
 mod sql;
 mod tok;
 mod train;
