@@ -39,6 +39,8 @@ pub(crate) struct GlobalArgs {
     pub(crate) threads: Option<usize>,
 }
 
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the main job on the bundled samples (start here).
@@ -66,4 +68,9 @@ pub(crate) enum Command {
     /// Train the nanochat GPT: base, mid and sft stages; import / export nanochat weights.
     #[command(subcommand)]
     Train(commands::train::TrainCommand),
+    /// Mixtures: plan and build SQL recipes into training datasets (blend index, decontamination).
+    #[command(subcommand)]
+    Mix(commands::mix::MixCommand),
+    /// Token-length audit of a dataset or recipe: percentiles, histogram, truncation costs.
+    Audit(commands::audit::AuditArgs),
 }

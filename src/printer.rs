@@ -1,4 +1,7 @@
 //! All terminal output: data on stdout, messages and progress on stderr.
+//!
+//! The only module allowed to print (the workspace denies `print_stdout` / `print_stderr`).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{IsTerminal, Write};
 

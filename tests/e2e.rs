@@ -5,6 +5,7 @@ mod import_errors;
 mod import_ok;
 mod ingest;
 mod kill;
+mod mix;
 mod sql;
 mod tok;
 mod train;

@@ -126,9 +126,9 @@ def peer_train(kind, pattern_name, outp, timeout):
     return {"train_s": info["train_s"], "process_s": wall, "rss_mib": rss}
 
 
-def njp_train(pattern, outp, threads=None):
+def njp_train(pattern, outp, threads=None, extra=()):
     cmd = [njp, "--no-progress", "tok", "train", "--input", TRAIN, "--vocab-size", str(vocab), "--out", outp,
-           "--pattern", pattern, "--doc-cap", "0"]
+           "--pattern", pattern, "--doc-cap", "0", *extra]
     if threads:
         cmd[1:1] = ["--threads", str(threads)]
     wall, rss, so, se = run_rss(cmd)
@@ -203,6 +203,10 @@ jobs = [
     ("njp ja", lambda: njp_train("ja", f"{out}/njp-ja"), lambda: njp_compress(f"{out}/njp-ja")),
     ("njp ja (1 thread)", lambda: njp_train("ja", f"{out}/njp-ja-1t", threads=1), lambda: njp_compress(f"{out}/njp-ja-1t")),
     ("njp gpt4", lambda: njp_train("gpt4", f"{out}/njp-gpt4"), lambda: njp_compress(f"{out}/njp-gpt4")),
+    # Opt-in two-stage training (SuperBPE-style): ja up to 8,192 ids, then ja-phrase chunks.
+    ("njp ja->ja-phrase", lambda: njp_train("ja", f"{out}/njp-ja-phrase", extra=(
+        "--stage2-pattern", "ja-phrase", "--transition-vocab", "8192")),
+     lambda: njp_compress(f"{out}/njp-ja-phrase")),
     ("rustbpe gpt4", lambda: peer_train("rustbpe", "gpt4", f"{out}/rustbpe-gpt4", 1800),
      lambda: compress("tiktoken", f"{out}/rustbpe-gpt4", "gpt4")),
     ("rustbpe ja", lambda: peer_train("rustbpe", "ja", f"{out}/rustbpe-ja", 1800),
@@ -252,7 +256,7 @@ print(json.dumps({"tiktoken_best_mb_s": len(text.encode()) / 1e6 / ts[0],
     "first_diff_tiktoken": next((i for i, (a, b) in enumerate(zip(ours, ids)) if a != b), None),
     "first_diff_hf": next((i for i, (a, b) in enumerate(zip(ours, hids)) if a != b), None)}))
 """
-for pat in ["ja", "gpt4"]:
+for pat in ["ja", "gpt4", "ja-phrase"]:
     model = f"{out}/njp-{pat}"
     if not os.path.exists(model):
         continue

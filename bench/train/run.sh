@@ -23,8 +23,9 @@ STEPS=${STEPS:-5}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-cargo build --release -q --bin njp -p njp
-cargo build --release -q -p njp-train --example parity
+# --workspace keeps feature unification identical to `cargo test --release --workspace`, so
+# nothing is rebuilt when the tests were built first.
+cargo build --release -q --workspace --bins --examples
 
 echo "# parity (depth 2, d 128, T 64, vocab 512, batch 2)" >&2
 "$PY" bench/train/nanochat_ref.py parity --out "$WORK/parity" --depth 2 --width 128 --heads 1 --kv-heads 1 \

@@ -59,10 +59,10 @@ impl Catalog {
         let references = state.resolve_table_references(&statement)?;
         let mut inputs = Vec::new();
         for reference in references {
-            if let Some(m) = self.register(ctx, &reference).await? {
-                if !inputs.iter().any(|x: &Manifest| x.id() == m.id()) {
-                    inputs.push(m);
-                }
+            if let Some(m) = self.register(ctx, &reference).await?
+                && !inputs.iter().any(|x: &Manifest| x.id() == m.id())
+            {
+                inputs.push(m);
             }
         }
         let plan = ctx

@@ -1,9 +1,11 @@
 //! One module per verb. `run` resolves settings and dispatches; each verb returns an
 //! [`ExitStatus`] or an error (printed once by `main`, exit code 2).
 
+pub(crate) mod audit;
 pub(crate) mod catalog;
 pub(crate) mod import;
 pub(crate) mod ingest;
+pub(crate) mod mix;
 pub(crate) mod quickstart;
 pub(crate) mod recipes;
 pub(crate) mod samples;
@@ -56,5 +58,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Samples(cmd) => samples::run(&ctx, cmd),
         Command::Tok(cmd) => tok::run(&ctx, cmd),
         Command::Train(cmd) => train::run(&ctx, cmd),
+        Command::Mix(cmd) => mix::run(&ctx, cmd),
+        Command::Audit(args) => audit::run(&ctx, args),
     }
 }

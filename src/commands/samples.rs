@@ -95,13 +95,11 @@ pub(crate) fn run(ctx: &Ctx, cmd: SamplesCommand) -> anyhow::Result<ExitStatus> 
             let mut status = ExitStatus::Success;
             for s in SAMPLES {
                 let sha = hex::encode(Sha256::digest(s.bytes));
-                if !force {
-                    if let Ok(m) = catalog.resolve(s.name) {
-                        let same = matches!(&m.source, Source::Local { files } if files.iter().any(|f| f.sha256 == sha));
-                        if same {
-                            p.info(format!("{} is up to date", m.id()));
-                            continue;
-                        }
+                if !force && let Ok(m) = catalog.resolve(s.name) {
+                    let same = matches!(&m.source, Source::Local { files } if files.iter().any(|f| f.sha256 == sha));
+                    if same {
+                        p.info(format!("{} is up to date", m.id()));
+                        continue;
                     }
                 }
                 let path = tmp.path().join(s.file);

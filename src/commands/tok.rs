@@ -52,10 +52,17 @@ pub(crate) struct TrainArgs {
     /// Output directory.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Split pattern: `ja` (kanji+okurigana, default), `ja-script`, `gpt4` (nanochat's), or
-    /// `regex:<fancy-regex>`.
+    /// Split pattern: `ja` (kanji+okurigana, default), `ja-script`, `gpt4` (nanochat's),
+    /// `ja-phrase` (letter runs + trailing Japanese punctuation) or `regex:<fancy-regex>`.
     #[arg(long, default_value = "ja")]
     pattern: String,
+    /// Second training stage over coarser chunks (SuperBPE-style), e.g. `ja-phrase`: a pattern
+    /// as `--pattern`. The tokenizer then splits with this pattern. Needs `--transition-vocab`.
+    #[arg(long, value_name = "PATTERN", requires = "transition_vocab")]
+    stage2_pattern: Option<String>,
+    /// Vocabulary size (including the specials) at which the second stage starts.
+    #[arg(long, value_name = "N", requires = "stage2_pattern")]
+    transition_vocab: Option<u32>,
     /// Stop reading once this many characters have been used (after the document cap).
     #[arg(long)]
     max_chars: Option<u64>,
@@ -277,15 +284,23 @@ fn feed_file(path: &Path, feeder: &mut Feeder<'_>, bar: &ProgressBar) -> anyhow:
 fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitStatus> {
     let p = &ctx.printer;
     let pattern: SplitPattern = a.pattern.parse()?;
+    let stage2 = match (&a.stage2_pattern, a.transition_vocab) {
+        (Some(p2), Some(t)) => Some(njp_tokenizer::Stage2 {
+            pattern: p2.parse()?,
+            transition_vocab: t,
+        }),
+        _ => None,
+    };
     let config = TrainConfig {
         vocab_size: a.vocab_size,
         pattern: pattern.clone(),
+        stage2,
         ..TrainConfig::default()
     };
-    config.merges()?;
+    config.stage1_merges()?;
     let cap = (a.doc_cap > 0).then_some(a.doc_cap);
     let t0 = Instant::now();
-    let mut counter = ChunkCounter::new(&pattern, cap)?;
+    let mut counter = ChunkCounter::new(config.count_pattern(), cap)?;
     let total_bytes: u64 = a
         .input
         .iter()
@@ -350,7 +365,13 @@ fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitStatus> {
          (count {:.1} s, index {:.1} s, merge {:.1} s, {} threads); {} unique chunks",
         tok.vocab_size(),
         stats.merges,
-        pattern,
+        match &config.stage2 {
+            Some(s2) => format!(
+                "{} after {} up to {} tokens",
+                s2.pattern, pattern, s2.transition_vocab
+            ),
+            None => pattern.to_string(),
+        },
         stats.documents,
         stats.chars,
         total,

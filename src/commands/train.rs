@@ -990,7 +990,7 @@ impl Reporter for CliReporter {
                 "loss {:.4} {:.0} tok/s{mfu}",
                 m.smooth_loss, m.tokens_per_s
             ));
-            if b.is_hidden() && (m.step % 10 == 0 || m.step == 1) {
+            if b.is_hidden() && (m.step.is_multiple_of(10) || m.step == 1) {
                 self.printer.info(format!(
                     "step {:>6} loss {:.4} (smooth {:.4}) lr {:.2e} grad {:.3} {:.0} tok/s{mfu}",
                     m.step, m.loss, m.smooth_loss, m.lr, m.grad_norm, m.tokens_per_s

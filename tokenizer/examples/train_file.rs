@@ -3,6 +3,7 @@
 //! `cargo run --release -p njp-tokenizer --example train_file -- FILE VOCAB PATTERN OUT_DIR`
 //!
 //! PATTERN is `ja`, `ja-script`, `gpt4` or `regex:<pattern>`. Used for pattern experiments.
+//! Two-stage training: `… OUT_DIR STAGE2_PATTERN TRANSITION_VOCAB`.
 #![allow(clippy::print_stdout)]
 
 use std::io::BufRead;
@@ -15,6 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = njp_tokenizer::TrainConfig {
         vocab_size: a[2].parse()?,
         pattern: a[3].parse()?,
+        stage2: match (a.get(5), a.get(6)) {
+            (Some(p), Some(t)) => Some(njp_tokenizer::Stage2 {
+                pattern: p.parse()?,
+                transition_vocab: t.parse()?,
+            }),
+            _ => None,
+        },
         ..Default::default()
     };
     let t = std::time::Instant::now();

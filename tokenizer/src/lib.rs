@@ -44,5 +44,6 @@ pub use special::{NANOCHAT_SPECIALS, Special};
 pub use stream::StreamDecoder;
 pub use tokenizer::Tokenizer;
 pub use train::{
-    ChunkCounter, NoProgress, Phase, Progress, TrainConfig, TrainStats, train_from_iter,
+    ChunkCounter, NoProgress, Phase, Progress, Stage2, Stage2Stats, TrainConfig, TrainStats,
+    train_from_iter,
 };

@@ -37,6 +37,14 @@ pub const JA_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+(?:[\p{H
 /// The plain script split: Han, Hiragana, Katakana (+ `ー`) and other letters never share a chunk.
 pub const JA_SCRIPT_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+(?:[\p{Han}々〆ヶ]+|\p{Hiragana}+|[\p{Katakana}ー]+|[^\P{L}\p{Han}\p{Hiragana}\p{Katakana}]+)|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
 
+/// The coarse pattern for two-stage training ([`crate::Stage2`]): nanochat's `\p{L}+` letter runs
+/// that also keep the Japanese closing punctuation after them (`、。，．！？」』）`), so that the
+/// second stage can learn tokens such as `である。` or `ました」`. Everything else as GPT-4.
+pub const JA_PHRASE_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+[、。，．！？」』）]*|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
+
+/// The closing punctuation [`JA_PHRASE_PATTERN`] attaches to a letter run.
+const JA_CLOSE: [char; 9] = ['、', '。', '，', '．', '！', '？', '」', '』', '）'];
+
 /// Which split pattern a tokenizer uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum SplitPattern {
@@ -47,6 +55,8 @@ pub enum SplitPattern {
     JaScript,
     /// nanochat's GPT-4-style pattern.
     Gpt4,
+    /// GPT-4 letter runs with trailing Japanese punctuation (the two-stage coarse pattern).
+    JaPhrase,
     /// Any other fancy-regex pattern.
     Custom(String),
 }
@@ -58,6 +68,7 @@ impl SplitPattern {
             SplitPattern::Ja => "ja",
             SplitPattern::JaScript => "ja-script",
             SplitPattern::Gpt4 => "gpt4",
+            SplitPattern::JaPhrase => "ja-phrase",
             SplitPattern::Custom(_) => "custom",
         }
     }
@@ -68,16 +79,22 @@ impl SplitPattern {
             SplitPattern::Ja => JA_PATTERN,
             SplitPattern::JaScript => JA_SCRIPT_PATTERN,
             SplitPattern::Gpt4 => GPT4_PATTERN,
+            SplitPattern::JaPhrase => JA_PHRASE_PATTERN,
             SplitPattern::Custom(r) => r,
         }
     }
 
     /// The built-in pattern whose regex is exactly `regex`, else `Custom(regex)`.
     pub fn from_regex(regex: &str) -> Self {
-        [SplitPattern::Ja, SplitPattern::JaScript, SplitPattern::Gpt4]
-            .into_iter()
-            .find(|p| p.regex() == regex)
-            .unwrap_or_else(|| SplitPattern::Custom(regex.to_string()))
+        [
+            SplitPattern::Ja,
+            SplitPattern::JaScript,
+            SplitPattern::Gpt4,
+            SplitPattern::JaPhrase,
+        ]
+        .into_iter()
+        .find(|p| p.regex() == regex)
+        .unwrap_or_else(|| SplitPattern::Custom(regex.to_string()))
     }
 }
 
@@ -95,11 +112,13 @@ impl FromStr for SplitPattern {
             "ja" => Ok(SplitPattern::Ja),
             "ja-script" | "script" => Ok(SplitPattern::JaScript),
             "gpt4" | "nanochat" => Ok(SplitPattern::Gpt4),
+            "ja-phrase" => Ok(SplitPattern::JaPhrase),
             other => match other.strip_prefix("regex:") {
                 Some(r) => Ok(SplitPattern::from_regex(r)),
                 None => Err(Error::Pattern {
                     pattern: other.to_string(),
-                    reason: "expected ja, ja-script, gpt4 or regex:<pattern>".to_string(),
+                    reason: "expected ja, ja-script, gpt4, ja-phrase or regex:<pattern>"
+                        .to_string(),
                 }),
             },
         }
@@ -139,6 +158,8 @@ enum Letters {
     Script,
     /// As `Script`, but a kanji run takes the hiragana that follows it.
     KanjiOkurigana,
+    /// `\p{L}+[、。，．！？」』）]*`
+    AllClose,
 }
 
 /// Splits text into chunks according to a [`SplitPattern`].
@@ -163,6 +184,7 @@ impl Splitter {
             SplitPattern::Ja => Engine::Fast(Letters::KanjiOkurigana),
             SplitPattern::JaScript => Engine::Fast(Letters::Script),
             SplitPattern::Gpt4 => Engine::Fast(Letters::All),
+            SplitPattern::JaPhrase => Engine::Fast(Letters::AllClose),
             SplitPattern::Custom(r) => Engine::Regex(Box::new(compile(r)?)),
         };
         if matches!(engine, Engine::Fast(_)) {
@@ -350,6 +372,16 @@ fn letters_at(letters: Letters, t: &str, p: usize) -> Option<usize> {
     let b = bits(c);
     match letters {
         Letters::All => (b & L != 0).then(|| run_end(t, p, L)),
+        Letters::AllClose => (b & L != 0).then(|| {
+            let mut e = run_end(t, p, L);
+            for c in t[e..].chars() {
+                if !JA_CLOSE.contains(&c) {
+                    break;
+                }
+                e += c.len_utf8();
+            }
+            e
+        }),
         Letters::Script | Letters::KanjiOkurigana => {
             if b & HAN != 0 {
                 let e = run_end(t, p, HAN);
@@ -456,7 +488,12 @@ mod tests {
 
     #[test]
     fn built_in_patterns_compile_in_fancy_regex() {
-        for p in [SplitPattern::Ja, SplitPattern::JaScript, SplitPattern::Gpt4] {
+        for p in [
+            SplitPattern::Ja,
+            SplitPattern::JaScript,
+            SplitPattern::Gpt4,
+            SplitPattern::JaPhrase,
+        ] {
             Splitter::new_regex(&p).unwrap();
         }
     }
@@ -509,8 +546,14 @@ mod tests {
             "⺀あ ⺀ 🈀あ",
             "emoji 😀😀 !!\n\n",
             "tab\t\tx\u{85}y\u{a0}z",
+            "吾輩は猫である。名前は、まだ無い！？」』）。 end.」 x、\n",
         ];
-        for p in [SplitPattern::Ja, SplitPattern::JaScript, SplitPattern::Gpt4] {
+        for p in [
+            SplitPattern::Ja,
+            SplitPattern::JaScript,
+            SplitPattern::Gpt4,
+            SplitPattern::JaPhrase,
+        ] {
             for c in cases {
                 both(&p, c);
             }
@@ -520,11 +563,16 @@ mod tests {
     #[test]
     fn random_text_matches_fancy_regex() {
         // A deterministic xorshift over an alphabet of every class boundary that matters.
-        let alphabet: Vec<char> = "aZ '’sSdlLvVeErR\r\n\t \u{3000}\u{a0}\u{85}0９①〇一二漢字々〆ヶあいゝゞアイーｱﾞ!?、。「」・()αЖ😀🈀⺀\u{301}-_."
+        let alphabet: Vec<char> = "aZ '’sSdlLvVeErR\r\n\t \u{3000}\u{a0}\u{85}0９①〇一二漢字々〆ヶあいゝゞアイーｱﾞ!?、。「」・()）！？，．』αЖ😀🈀⺀\u{301}-_."
             .chars()
             .collect();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let pats = [SplitPattern::Ja, SplitPattern::JaScript, SplitPattern::Gpt4];
+        let pats = [
+            SplitPattern::Ja,
+            SplitPattern::JaScript,
+            SplitPattern::Gpt4,
+            SplitPattern::JaPhrase,
+        ];
         let fast: Vec<_> = pats.iter().map(|p| Splitter::new(p).unwrap()).collect();
         let slow: Vec<_> = pats
             .iter()
@@ -551,7 +599,7 @@ mod tests {
 
     #[test]
     fn pattern_names_round_trip() {
-        for s in ["ja", "ja-script", "gpt4"] {
+        for s in ["ja", "ja-script", "gpt4", "ja-phrase"] {
             assert_eq!(s.parse::<SplitPattern>().unwrap().name(), s);
         }
         assert_eq!(

@@ -172,3 +172,12 @@ fn long_chunks_stay_fast_and_exact() {
     let spaces = " ".repeat(200_000) + "x";
     assert_eq!(tok.decode(&tok.encode(&spaces)).unwrap(), spaces);
 }
+
+#[test]
+fn two_stage_tokenizer_matches_reference_tiktoken_algorithm() {
+    let (tok, _) = common::train_two_stage(4000, 2000);
+    let text: String = common::sample_docs().concat();
+    let text: String = text.chars().take(40_000).collect();
+    assert_eq!(tok.encode(&text), reference_encode(&tok, &text));
+    assert_eq!(tok.decode(&tok.encode(&text)).unwrap(), text);
+}

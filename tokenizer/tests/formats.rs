@@ -51,6 +51,25 @@ fn save_load_round_trip_and_exports_read_back() {
 }
 
 #[test]
+fn two_stage_tokenizer_saves_its_coarse_pattern() {
+    let (tok, stats) = common::train_two_stage(2000, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    tok.save_with_stats(dir.path(), &stats).unwrap();
+    let back = Tokenizer::load(dir.path()).unwrap();
+    assert_eq!(back.pattern(), &SplitPattern::JaPhrase);
+    assert!(back.mergeable_tokens().eq(tok.mergeable_tokens()));
+    let text = common::sample_docs().concat();
+    assert_eq!(back.encode(&text), tok.encode(&text));
+    let (_, regex, _) = read_hf_tokenizer_json(&dir.path().join(HF_FILE)).unwrap();
+    assert_eq!(regex, SplitPattern::JaPhrase.regex());
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(META_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(meta["pattern"]["name"], "ja-phrase");
+    assert_eq!(meta["training"]["stage2"]["stage1_merges"], 1000 - 265);
+}
+
+#[test]
 fn corrupted_files_are_reported_with_their_path() {
     let tok = common::bytes_only();
     let dir = tempfile::tempdir().unwrap();

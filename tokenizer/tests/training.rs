@@ -136,3 +136,65 @@ fn max_chars_stops_after_the_document_that_crosses_it() {
         .sum();
     assert_eq!(stats.chars, want);
 }
+
+#[test]
+fn two_stage_is_identical_for_any_thread_count() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (tok, stats) = common::train_two_stage(3000, 1500);
+            assert_eq!(stats.threads, threads);
+            tok.mergeable_tokens()
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3, 8] {
+        assert_eq!(one, run(threads), "{threads} threads");
+    }
+}
+
+#[test]
+fn two_stage_learns_tokens_across_stage1_chunks() {
+    let (tok, stats) = common::train_two_stage(3000, 1500);
+    assert_eq!(tok.pattern(), &SplitPattern::JaPhrase);
+    assert_eq!(tok.vocab_size(), 3000);
+    let s2 = stats.stage2.as_ref().expect("stage-2 stats");
+    assert_eq!(s2.stage1_merges, 1500 - 256 - 9);
+    assert!(s2.stage1_unique_chunks > stats.unique_chunks);
+    // Stage-1 tokens never cross a `ja` chunk boundary; stage 2 must learn some that do
+    // (e.g. a particle + `。`).
+    let fine = njp_tokenizer::Splitter::new(&SplitPattern::Ja).unwrap();
+    let crosses =
+        |t: &[u8]| std::str::from_utf8(t).is_ok_and(|s| fine.chunks(s).unwrap().len() > 1);
+    let tokens: Vec<&[u8]> = tok.mergeable_tokens().collect();
+    let stage1 = 1500 - 9;
+    assert!(!tokens[..stage1].iter().any(|t| crosses(t)));
+    let n = tokens[stage1..].iter().filter(|t| crosses(t)).count();
+    assert!(n > 100, "only {n} stage-2 tokens cross a ja chunk boundary");
+    // It compresses its own training text better than one stage of `ja` at the same size.
+    let text = common::sample_docs().concat();
+    let one_stage = common::train(SplitPattern::Ja, 3000).0;
+    assert!(tok.encode(&text).len() < one_stage.encode(&text).len());
+}
+
+#[test]
+fn transition_vocab_out_of_range_is_an_error() {
+    for t in [100, 4000] {
+        let config = TrainConfig {
+            vocab_size: 3000,
+            stage2: Some(njp_tokenizer::Stage2 {
+                pattern: SplitPattern::JaPhrase,
+                transition_vocab: t,
+            }),
+            ..TrainConfig::default()
+        };
+        let err =
+            njp_tokenizer::train_from_iter(["abc"], &config, None, None, &NoProgress).unwrap_err();
+        assert!(err.to_string().contains("transition vocab"), "{err}");
+    }
+}

@@ -54,3 +54,17 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// Two-stage training on the sample paragraphs: `ja` up to `transition` ids, then `ja-phrase`.
+pub fn train_two_stage(vocab_size: u32, transition: u32) -> (Tokenizer, TrainStats) {
+    let config = TrainConfig {
+        vocab_size,
+        pattern: SplitPattern::Ja,
+        stage2: Some(njp_tokenizer::Stage2 {
+            pattern: SplitPattern::JaPhrase,
+            transition_vocab: transition,
+        }),
+        ..TrainConfig::default()
+    };
+    train_from_iter(sample_paragraphs(), &config, None, None, &NoProgress).expect("training")
+}
