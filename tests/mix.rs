@@ -112,7 +112,7 @@ fn tiny_recipe_builds_audits_and_feeds_mid() {
         ])
         .ok();
     assert!(
-        q.stdout.lines().nth(1).unwrap() == m["rows"].to_string(),
+        q.stdout.lines().nth(1).unwrap().parse::<u64>().ok() == m["rows"].as_u64(),
         "{} vs {}",
         q.stdout,
         m["rows"]
