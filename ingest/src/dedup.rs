@@ -312,7 +312,7 @@ mod tests {
         match d.offer("c", &near) {
             Verdict::Near { of, similarity } => {
                 assert_eq!(of, "a");
-                assert!(similarity >= 0.8 && similarity < 1.0, "{similarity}");
+                assert!((0.8..1.0).contains(&similarity), "{similarity}");
             }
             v => panic!("expected a near duplicate, got {v:?}"),
         }

@@ -627,17 +627,16 @@ impl Hub {
             .headers()
             .get("x-repo-commit")
             .and_then(|v| v.to_str().ok())
+            && !commit.eq_ignore_ascii_case(&rev.sha)
         {
-            if !commit.eq_ignore_ascii_case(&rev.sha) {
-                return Err(self.hub_err(
-                    &rev.repo,
-                    &rev.requested,
-                    format!(
-                        "downloading `{}`: the hub served commit {commit}, expected {}",
-                        f.path, rev.sha
-                    ),
-                ));
-            }
+            return Err(self.hub_err(
+                &rev.repo,
+                &rev.requested,
+                format!(
+                    "downloading `{}`: the hub served commit {commit}, expected {}",
+                    f.path, rev.sha
+                ),
+            ));
         }
         let append = status == 206 && have > 0;
         let mut out = std::fs::OpenOptions::new()

@@ -328,7 +328,7 @@ pub fn ingest(
             }
             let row = row.map_err(|e| relabel(e, input))?;
             read += 1;
-            if read % 4096 == 0 {
+            if read.is_multiple_of(4096) {
                 progress.rows(read, p.sink.rows());
             }
             // Row numbers are unique per file (a CSV row may span lines): default ids use them.

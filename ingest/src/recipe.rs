@@ -491,7 +491,7 @@ impl Recipe {
                     d.threshold
                 ));
             }
-            if d.bands == 0 || d.permutations == 0 || d.permutations % d.bands != 0 {
+            if d.bands == 0 || d.permutations == 0 || !d.permutations.is_multiple_of(d.bands) {
                 return Err(format!(
                     "`dedup.permutations` ({}) must be a positive multiple of `dedup.bands` ({})",
                     d.permutations, d.bands

@@ -481,6 +481,8 @@ pub fn translate(
             }
             to_send.push((u, key));
         }
+        #[allow(clippy::type_complexity)]
+        // (unit, cache key, transport result of a checked translation)
         let sent: Vec<(Unit, String, Result<std::result::Result<String, String>>)> =
             rt.block_on(async {
                 futures::stream::iter(to_send.into_iter().map(|(u, key)| {
