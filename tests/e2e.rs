@@ -6,6 +6,7 @@ mod import_ok;
 mod ingest;
 mod kill;
 mod mix;
+mod quickstart;
 mod sql;
 mod tok;
 mod train;
