@@ -21,6 +21,7 @@ VOCAB=${VOCAB:-8192}
 BATCH=${BATCH:-8}
 STEPS=${STEPS:-5}
 WORK=$(mktemp -d)
+BIN=${CARGO_TARGET_DIR:-target}/release
 trap 'rm -rf "$WORK"' EXIT
 
 # --workspace keeps feature unification identical to `cargo test --release --workspace`, so
@@ -30,15 +31,15 @@ cargo build --release -q --workspace --bins --examples
 echo "# parity (depth 2, d 128, T 64, vocab 512, batch 2)" >&2
 "$PY" bench/train/nanochat_ref.py parity --out "$WORK/parity" --depth 2 --width 128 --heads 1 --kv-heads 1 \
   --vocab 512 --seq-len 64 --batch 2 --steps 2 --ns-dtype float32 >/dev/null
-target/release/examples/parity "$WORK/parity"
+"$BIN"/examples/parity "$WORK/parity"
 
 echo "# parity with GQA (depth 2, d 256, 2 query heads, 1 kv head)" >&2
 "$PY" bench/train/nanochat_ref.py parity --out "$WORK/gqa" --depth 2 --width 256 --heads 2 --kv-heads 1 \
   --vocab 300 --seq-len 48 --batch 2 --steps 2 --ns-dtype float32 >/dev/null
-target/release/examples/parity "$WORK/gqa"
+"$BIN"/examples/parity "$WORK/gqa"
 
 echo "# speed: tiny preset, vocab $VOCAB, batch $BATCH x 256, $THREADS threads" >&2
-RAYON_NUM_THREADS=$THREADS target/release/njp train bench --preset tiny --vocab "$VOCAB" \
+RAYON_NUM_THREADS=$THREADS "$BIN"/njp train bench --preset tiny --vocab "$VOCAB" \
   --device-batch-size "$BATCH" --steps "$STEPS" --warmup 2
 "$PY" bench/train/nanochat_ref.py bench --depth 4 --width 256 --heads 2 --kv-heads 2 --vocab "$VOCAB" \
   --seq-len 256 --batch "$BATCH" --steps "$STEPS" --warmup 2 --threads "$THREADS"

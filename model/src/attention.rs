@@ -16,11 +16,42 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, DType, Tensor, TensorPrimitive};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorPrimitive};
 
-/// Backends that can run the chunked causal attention. Inference backends use the default
-/// (forward only); `Autodiff<B>` adds the recomputing backward.
+use crate::loss;
+
+/// The model's own kernels: chunked causal attention and the fused softcap cross-entropy
+/// ([`crate::loss`]). Inference backends use the defaults (forward only); `Autodiff<B>` adds the
+/// custom backward passes; `Flex` overrides the cross-entropy with a row-parallel kernel.
 pub trait AttentionBackend: Backend {
+    /// Per-row `cross_entropy(c·tanh(logits/c), target)` (0 where `target < 0`) and, when
+    /// `with_grad`, its gradient per unit upstream gradient (see [`crate::loss`]). On
+    /// `Autodiff<B>` the result is tracked and `with_grad` is decided by the graph.
+    ///
+    /// # Shapes
+    /// `logits`: `[N, V]`, `targets`: `[N]` → (`[N]`, `[N, V]`).
+    fn softcap_cross_entropy(
+        logits: Tensor<Self, 2>,
+        targets: Tensor<Self, 1, Int>,
+        cap: f64,
+        with_grad: bool,
+    ) -> (Tensor<Self, 1>, Option<Tensor<Self, 2>>) {
+        loss::reference_softcap_ce(logits, targets, cap, with_grad)
+    }
+
+    /// Split-halves rotary embedding ([`crate::gpt::apply_rotary`]; see [`crate::rotary`]).
+    ///
+    /// # Shapes
+    /// `x`: `[B, T, H, hd]`; `cos`, `sin`: `[T, hd/2]`.
+    fn rotary(x: Tensor<Self, 4>, cos: Tensor<Self, 2>, sin: Tensor<Self, 2>) -> Tensor<Self, 4> {
+        crate::gpt::apply_rotary(x, cos, sin)
+    }
+
+    /// `factor ∘ upstream[:, None]` (the fused cross-entropy's backward).
+    fn scale_rows(factor: Tensor<Self, 2>, upstream: Tensor<Self, 1>) -> Tensor<Self, 2> {
+        loss::reference_scale_rows(factor, upstream)
+    }
+
     /// Causal attention `softmax(q·kᵀ/√d + causal) · v` over query chunks of `chunk` rows.
     ///
     /// # Shapes
@@ -36,7 +67,24 @@ pub trait AttentionBackend: Backend {
     }
 }
 
-impl AttentionBackend for burn::backend::Flex {}
+impl AttentionBackend for burn::backend::Flex {
+    fn softcap_cross_entropy(
+        logits: Tensor<Self, 2>,
+        targets: Tensor<Self, 1, Int>,
+        cap: f64,
+        with_grad: bool,
+    ) -> (Tensor<Self, 1>, Option<Tensor<Self, 2>>) {
+        loss::flex_softcap_ce(logits, targets, cap, with_grad)
+    }
+
+    fn scale_rows(factor: Tensor<Self, 2>, upstream: Tensor<Self, 1>) -> Tensor<Self, 2> {
+        loss::flex_scale_rows(factor, upstream)
+    }
+
+    fn rotary(x: Tensor<Self, 4>, cos: Tensor<Self, 2>, sin: Tensor<Self, 2>) -> Tensor<Self, 4> {
+        crate::rotary::flex_rotary(x, cos, sin)
+    }
+}
 
 #[cfg(feature = "cuda")]
 impl AttentionBackend for burn::backend::Cuda<f32, i32> {}
@@ -206,7 +254,105 @@ impl<B: Backend> Backward<B, 3> for ChunkedAttentionBackward {
     }
 }
 
-impl<B: Backend, C: CheckpointStrategy> AttentionBackend for Autodiff<B, C> {
+#[derive(Debug)]
+struct SoftcapCeBackward;
+
+impl<B: AttentionBackend> Backward<B, 1> for SoftcapCeBackward {
+    /// The gradient factor `G` (`[N, V]`) on the inner backend.
+    type State = B::FloatTensorPrimitive;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let upstream = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            let factor = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(ops.state));
+            let up = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(upstream));
+            let grad = B::scale_rows(factor, up);
+            grads.register::<B>(node.id, grad.into_primitive().tensor());
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RotaryBackward;
+
+impl<B: AttentionBackend> Backward<B, 1> for RotaryBackward {
+    /// The `cos` and `sin` tables on the inner backend.
+    type State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let upstream = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            let (cos, sin) = ops.state;
+            let cos = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(cos));
+            let sin = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(sin));
+            // The rotation is orthogonal: its transpose is the rotation by −θ.
+            let grad = B::rotary(wrap(upstream), cos, sin.neg());
+            grads.register::<B>(node.id, unwrap(grad));
+        }
+    }
+}
+
+impl<B: AttentionBackend, C: CheckpointStrategy> AttentionBackend for Autodiff<B, C> {
+    fn rotary(x: Tensor<Self, 4>, cos: Tensor<Self, 2>, sin: Tensor<Self, 2>) -> Tensor<Self, 4> {
+        let x = unwrap(x);
+        let node = x.node.clone();
+        let xi = wrap::<B>(x.primitive);
+        let ci = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(
+            cos.into_primitive().tensor().primitive,
+        ));
+        let si = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(
+            sin.into_primitive().tensor().primitive,
+        ));
+        let prep = RotaryBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful();
+        let out = match prep {
+            OpsKind::Tracked(prep) => {
+                let state = (
+                    ci.clone().into_primitive().tensor(),
+                    si.clone().into_primitive().tensor(),
+                );
+                prep.finish(state, unwrap(B::rotary(xi, ci, si)))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(unwrap(B::rotary(xi, ci, si))),
+        };
+        wrap(out)
+    }
+
+    fn softcap_cross_entropy(
+        logits: Tensor<Self, 2>,
+        targets: Tensor<Self, 1, Int>,
+        cap: f64,
+        _with_grad: bool,
+    ) -> (Tensor<Self, 1>, Option<Tensor<Self, 2>>) {
+        let logits = logits.into_primitive().tensor();
+        let node = logits.node.clone();
+        let li = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(logits.primitive));
+        let ti = Tensor::<B, 1, Int>::from_primitive(targets.into_primitive());
+        let prep = SoftcapCeBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful();
+        let out = match prep {
+            OpsKind::Tracked(prep) => {
+                let (nll, grad) = B::softcap_cross_entropy(li, ti, cap, true);
+                let grad = grad.expect("with_grad returns the gradient factor");
+                prep.finish(
+                    grad.into_primitive().tensor(),
+                    nll.into_primitive().tensor(),
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                let (nll, _) = B::softcap_cross_entropy(li, ti, cap, false);
+                prep.finish(nll.into_primitive().tensor())
+            }
+        };
+        (Tensor::from_primitive(TensorPrimitive::Float(out)), None)
+    }
+
     fn chunked_causal_attention(
         q: Tensor<Self, 4>,
         k: Tensor<Self, 4>,

@@ -278,8 +278,8 @@ impl<B: AttentionBackend> CausalSelfAttention<B> {
         let q = self.c_q.forward(x.clone(), p).reshape([b, t, h, hd]);
         let k = self.c_k.forward(x.clone(), p).reshape([b, t, hkv, hd]);
         let v = self.c_v.forward(x, p).reshape([b, t, hkv, hd]);
-        let q = rms_norm(apply_rotary(q, cos.clone(), sin.clone())).swap_dims(1, 2);
-        let k = rms_norm(apply_rotary(k, cos, sin)).swap_dims(1, 2);
+        let q = rms_norm(B::rotary(q, cos.clone(), sin.clone())).swap_dims(1, 2);
+        let k = rms_norm(B::rotary(k, cos, sin)).swap_dims(1, 2);
         let v = v.swap_dims(1, 2);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.insert(layer, k, v),
@@ -400,8 +400,15 @@ impl<B: AttentionBackend> Gpt<B> {
     /// `idx`, `targets`: `[B, T]` → `[B, T]`.
     pub fn nll(&self, idx: Tensor<B, 2, Int>, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {
         let [b, t] = idx.dims();
-        let logits = self.forward(idx).reshape([b * t, self.vocab_size]);
-        masked_nll(logits, targets.reshape([b * t])).reshape([b, t])
+        let x = self.trunk(idx, None);
+        let logits = self.lm_head.forward(x, self.options.precision);
+        let logits = logits
+            .narrow(2, 0, self.vocab_size)
+            .cast(DType::F32)
+            .reshape([b * t, self.vocab_size]);
+        B::softcap_cross_entropy(logits, targets.reshape([b * t]), SOFTCAP, false)
+            .0
+            .reshape([b, t])
     }
 
     /// Mean cross-entropy over targets ≥ 0: PyTorch's `cross_entropy(…, ignore_index=-1)`.

@@ -21,7 +21,9 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod gpt;
+pub mod loss;
 pub mod rng;
+pub mod rotary;
 pub mod sample;
 pub mod weights;
 
