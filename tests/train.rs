@@ -149,6 +149,40 @@ fn base_resume_mid_sft_export() {
     assert_eq!(meta["stage"], "sft");
     assert_eq!(meta["model_config"]["n_embd"], 128);
 
+    // SFT with padded best-fit packing: several whole conversations per row, none cropped.
+    let packed = env.dir.path().join("sft-packed");
+    let packed_arg = packed.display().to_string();
+    let args = [
+        "train",
+        "sft",
+        "--data",
+        &convs,
+        "--from",
+        &mid_arg,
+        "--out",
+        &packed_arg,
+        "--packing",
+        "best-fit",
+        "--steps",
+        "3",
+        "--device-batch-size",
+        "2",
+        "--total-batch-size",
+        "4",
+        "--tokenizer",
+        "byte",
+    ];
+    let err = env.run(&args).ok().stderr;
+    assert!(err.contains("finished at step 3"), "{err}");
+    assert!(
+        err.contains("skipped record multi") && err.contains("never truncated"),
+        "{err}"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(packed.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["sft_packing"], "best_fit");
+
     // Export: nanochat keys and PyTorch shapes.
     let file = env.dir.path().join("export.safetensors");
     let file_arg = file.display().to_string();
@@ -212,6 +246,22 @@ fn user_errors() {
     ]));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--from"), "{}", r.stderr);
+    let r = env.run(&with(&[
+        "train",
+        "base",
+        "--data",
+        "sample_documents",
+        "--out",
+        &out,
+        "--packing",
+        "row",
+    ]));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("does not apply to `train base`"),
+        "{}",
+        r.stderr
+    );
     let r = env.run(&with(&[
         "train",
         "base",

@@ -51,14 +51,21 @@ pub fn measure(tok: &Tokenizer, record: &Record, max: usize) -> Result<RowTokens
             cropped_supervised: kept,
         });
     }
-    let conv = record.to_conversation().expect("non-document converts");
+    let converted;
+    let conv = match record {
+        Record::Conversation(c) => c,
+        other => {
+            converted = other.to_conversation().expect("non-document converts");
+            &converted
+        }
+    };
     let outcome = tok
-        .render_outcome(&conv, max, TruncationPolicy::Truncate)
+        .render_outcome(conv, max, TruncationPolicy::Truncate)
         .map_err(|e| e.to_string())?;
     // Only rows over the limit need the whole mask again for the crop.
     let cropped = || -> Result<u32, String> {
         let full = tok
-            .render_outcome(&conv, usize::MAX, TruncationPolicy::Truncate)
+            .render_outcome(conv, usize::MAX, TruncationPolicy::Truncate)
             .map_err(|e| e.to_string())?;
         Ok(match full {
             RenderOutcome::Kept(r) => r.mask[..max.min(r.len())]

@@ -20,7 +20,7 @@ use njp_train::metrics::{EvalMetrics, StepMetrics};
 use njp_train::packing::{BatchSource, BestFitPacker, SftBatcher, StreamPacker};
 use njp_train::tokenizer::{ByteTokenizer, TokenizerApi};
 use njp_train::trainer::{Data, Init, Reporter, RunInfo, RunSpec};
-use njp_train::{Packing, Stage, TrainConfig};
+use njp_train::{Packing, SftPacking, Stage, TrainConfig};
 
 use super::{Ctx, ExitStatus};
 use crate::printer::Printer;
@@ -173,9 +173,11 @@ pub(crate) struct StageArgs {
     /// Attention kernel: plain, chunked or chunked:ROWS [default: plain on cpu, chunked:256 on cuda].
     #[arg(long, value_parser = parse_attention)]
     attention: Option<AttentionKind>,
-    /// Base packing: best-fit (BOS-aligned rows) or stream (nanochat v1).
-    #[arg(long, default_value = "best-fit", value_parser = ["best-fit", "stream"])]
-    packing: String,
+    /// Rows from records. base: best-fit (BOS-aligned, default) or stream (nanochat v1);
+    /// sft: row (one conversation per row, default) or best-fit (whole conversations packed,
+    /// padded, never cropped); mid always streams.
+    #[arg(long, value_parser = ["best-fit", "stream", "row"])]
+    packing: Option<String>,
     #[arg(long)]
     seed: Option<u64>,
     /// Validation every N steps (and at the end).
@@ -693,7 +695,18 @@ fn source(
                 .special_id("<|assistant_end|>")
                 .context("tokenizer has no <|assistant_end|>")?;
             let stream = DocStream::new(open_records::<Conversation>(ctx, spec)?, f, looping);
-            Box::new(SftBatcher::new(stream, rows, t, pad, cfg.sft_pad_multiple))
+            match cfg.sft_packing {
+                SftPacking::Row => {
+                    Box::new(SftBatcher::new(stream, rows, t, pad, cfg.sft_pad_multiple))
+                }
+                SftPacking::BestFit => {
+                    let buffer = match cfg.packing {
+                        Packing::BestFit { buffer_docs } => buffer_docs,
+                        Packing::Stream => 1000,
+                    };
+                    Box::new(BestFitPacker::padded(stream, rows, t, buffer, pad))
+                }
+            }
         }
     })
 }
@@ -790,11 +803,16 @@ fn resolve_config(
     cfg.eval_batches = a.eval_batches.unwrap_or(cfg.eval_batches);
     cfg.sample_every = a.sample_every.or(cfg.sample_every);
     cfg.save_every = a.save_every;
-    cfg.packing = if a.packing == "stream" {
-        Packing::Stream
-    } else {
-        cfg.packing
-    };
+    match (stage, a.packing.as_deref()) {
+        (_, None) => {}
+        (Stage::Base, Some("stream")) => cfg.packing = Packing::Stream,
+        (Stage::Base, Some("best-fit")) => {}
+        (Stage::Sft, Some("row")) => cfg.sft_packing = SftPacking::Row,
+        (Stage::Sft, Some("best-fit")) => cfg.sft_packing = SftPacking::BestFit,
+        (stage, Some(p)) => bail!(
+            "--packing {p} does not apply to `train {stage}` (base: best-fit|stream; sft: row|best-fit; mid always streams)"
+        ),
+    }
     let precision = a.precision.unwrap_or(if on_cuda {
         Precision::Bf16
     } else {

@@ -104,14 +104,28 @@ impl Bpe {
 
     /// Appends the tokens of one chunk to `out`.
     pub(crate) fn encode_chunk(&self, chunk: &[u8], out: &mut Vec<u32>) {
+        if !self.encode_direct(chunk, out) {
+            self.merge(chunk, out);
+        }
+    }
+
+    /// Appends the chunk's token when the chunk is a single byte or a whole token; `false`
+    /// (nothing appended) when it needs merging.
+    #[inline]
+    pub(crate) fn encode_direct(&self, chunk: &[u8], out: &mut Vec<u32>) -> bool {
         if chunk.len() == 1 {
             out.push(self.byte_ids[chunk[0] as usize]);
-            return;
+            return true;
         }
         if let Some(&id) = self.encoder.get(chunk) {
             out.push(id);
-            return;
+            return true;
         }
+        false
+    }
+
+    /// Appends the merged tokens of a chunk of two or more bytes.
+    pub(crate) fn merge(&self, chunk: &[u8], out: &mut Vec<u32>) {
         if chunk.len() < HEAP_MIN {
             self.merge_small(chunk, out);
         } else {

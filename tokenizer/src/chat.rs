@@ -367,7 +367,11 @@ fn invalid(conv: &Conversation, reason: impl Into<String>) -> RenderError {
     }
 }
 
-fn plain_text(conv: &Conversation, i: usize, m: &Message) -> Result<String, RenderError> {
+fn plain_text<'c>(
+    conv: &Conversation,
+    i: usize,
+    m: &'c Message,
+) -> Result<std::borrow::Cow<'c, str>, RenderError> {
     if let Some(p) = m.parts.iter().find(|p| p.kind != PartKind::Text) {
         return Err(invalid(
             conv,
@@ -377,7 +381,10 @@ fn plain_text(conv: &Conversation, i: usize, m: &Message) -> Result<String, Rend
             ),
         ));
     }
-    Ok(m.parts.iter().map(|p| p.text.as_str()).collect())
+    Ok(match m.parts.as_slice() {
+        [one] => std::borrow::Cow::Borrowed(one.text.as_str()),
+        parts => std::borrow::Cow::Owned(parts.iter().map(|p| p.text.as_str()).collect()),
+    })
 }
 
 impl Tokenizer {
@@ -404,19 +411,33 @@ impl Tokenizer {
         } else {
             (None, 0)
         };
+        // About 3 bytes of Japanese text per token: one allocation for most conversations.
+        let bytes: usize = msgs
+            .iter()
+            .flat_map(|m| &m.parts)
+            .map(|p| p.text.len())
+            .sum();
         let mut r = Rendered {
-            ids: vec![ids.bos],
-            mask: vec![0],
+            ids: Vec::with_capacity(bytes / 2 + 4 * msgs.len() + 8),
+            mask: Vec::with_capacity(bytes / 2 + 4 * msgs.len() + 8),
         };
+        r.ids.push(ids.bos);
+        r.mask.push(0);
         let mut turn_ends = Vec::new();
         let push = |r: &mut Rendered, toks: &[u32], m: u8| {
             r.ids.extend_from_slice(toks);
             r.mask.extend(std::iter::repeat_n(m, toks.len()));
         };
+        // Encodes straight into the row (no per-part vector).
+        let enc = |r: &mut Rendered, text: &str, m: u8| {
+            let n0 = r.ids.len();
+            self.encode_into(text, &mut r.ids);
+            r.mask.extend(std::iter::repeat_n(m, r.ids.len() - n0));
+        };
         let mut n = 0; // messages after the merge
         if let Some(u) = &first_user {
             push(&mut r, &[ids.user_start], 0);
-            push(&mut r, &self.encode(u), 0);
+            enc(&mut r, u, 0);
             push(&mut r, &[ids.user_end], 0);
             n += 1;
         }
@@ -439,22 +460,22 @@ impl Tokenizer {
                 Role::User => {
                     let text = plain_text(conv, i, m)?;
                     push(&mut r, &[ids.user_start], 0);
-                    push(&mut r, &self.encode(&text), 0);
+                    enc(&mut r, &text, 0);
                     push(&mut r, &[ids.user_end], 0);
                 }
                 Role::Assistant => {
                     push(&mut r, &[ids.assistant_start], 0);
                     for Part { kind, text } in &m.parts {
                         match kind {
-                            PartKind::Text => push(&mut r, &self.encode(text), 1),
+                            PartKind::Text => enc(&mut r, text, 1),
                             PartKind::Python => {
                                 push(&mut r, &[ids.python_start], 1);
-                                push(&mut r, &self.encode(text), 1);
+                                enc(&mut r, text, 1);
                                 push(&mut r, &[ids.python_end], 1);
                             }
                             PartKind::PythonOutput => {
                                 push(&mut r, &[ids.output_start], 0);
-                                push(&mut r, &self.encode(text), 0);
+                                enc(&mut r, text, 0);
                                 push(&mut r, &[ids.output_end], 0);
                             }
                         }

@@ -1,6 +1,8 @@
 //! The [`Tokenizer`]: split pattern + mergeable tokens + special tokens.
 
+use std::cell::RefCell;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -22,6 +24,33 @@ pub struct Tokenizer {
     splitter: Splitter,
     specials: Vec<String>,
     special_ids: FxHashMap<String, u32>,
+    /// Identifies this vocabulary in the per-thread chunk cache (clones share it).
+    uid: u64,
+}
+
+/// Distinct ids for [`Tokenizer::uid`].
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+/// Entries kept in a thread's chunk cache before it is cleared.
+const CHUNK_CACHE_MAX: usize = 1 << 17;
+
+/// Chunks longer than this are not cached (long chunks rarely repeat).
+const CHUNK_CACHE_MAX_LEN: usize = 64;
+
+/// Per-thread cache of merged chunks: the tokens of chunks that are not whole tokens. Japanese
+/// script runs and English words repeat a lot, so most merges are looked up instead of redone
+/// (Hugging Face `tokenizers` caches words the same way). Keyed by tokenizer uid so that two
+/// tokenizers in one process never share entries.
+struct ChunkCache {
+    owner: u64,
+    map: FxHashMap<Box<[u8]>, Box<[u32]>>,
+}
+
+thread_local! {
+    static CHUNK_CACHE: RefCell<ChunkCache> = RefCell::new(ChunkCache {
+        owner: 0,
+        map: FxHashMap::default(),
+    });
 }
 
 impl Tokenizer {
@@ -56,6 +85,7 @@ impl Tokenizer {
             splitter,
             specials: specials.iter().map(|s| (*s).to_string()).collect(),
             special_ids,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -174,10 +204,34 @@ impl Tokenizer {
     /// Appends the tokens of `text` to `out`.
     pub fn encode_into(&self, text: &str, out: &mut Vec<u32>) {
         let bpe = &self.bpe;
-        if let Err(e) = self
-            .splitter
-            .for_each(text, |c| bpe.encode_chunk(c.as_bytes(), out))
-        {
+        let split = CHUNK_CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.owner != self.uid {
+                cache.map.clear();
+                cache.owner = self.uid;
+            }
+            self.splitter.for_each(text, |c| {
+                let c = c.as_bytes();
+                if bpe.encode_direct(c, out) {
+                    return;
+                }
+                if c.len() > CHUNK_CACHE_MAX_LEN {
+                    bpe.merge(c, out);
+                    return;
+                }
+                if let Some(ids) = cache.map.get(c) {
+                    out.extend_from_slice(ids);
+                    return;
+                }
+                let n0 = out.len();
+                bpe.merge(c, out);
+                if cache.map.len() >= CHUNK_CACHE_MAX {
+                    cache.map.clear();
+                }
+                cache.map.insert(c.into(), out[n0..].into());
+            })
+        });
+        if let Err(e) = split {
             // Only custom patterns fail (fancy-regex's backtracking limit). The text after the
             // failure point becomes one chunk so that nothing is lost.
             let offset = match e {

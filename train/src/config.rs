@@ -18,6 +18,18 @@ pub enum Packing {
     Stream,
 }
 
+/// How SFT conversations become rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SftPacking {
+    /// One conversation per row, padded to the longest row of the batch (nanochat v1).
+    #[default]
+    Row,
+    /// Whole conversations packed by best fit into rows of `sequence_len + 1`, padding instead
+    /// of cropping; the total batch then counts rows, not conversations.
+    BestFit,
+}
+
 /// Everything a run needs besides data and device. Defaults follow nanochat per stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -47,6 +59,10 @@ pub struct TrainConfig {
     /// Global gradient-norm clip (base 1.0; none for mid and SFT).
     pub grad_clip: Option<f64>,
     pub packing: Packing,
+    /// SFT rows: one conversation per row (nanochat v1, default) or padded best fit of whole
+    /// conversations (`njp_train::packing::BestFitPacker::padded`).
+    #[serde(default)]
+    pub sft_packing: SftPacking,
     /// SFT rows are padded to a multiple of this many columns.
     pub sft_pad_multiple: usize,
     /// Validation bits per byte every N steps (and at the end) when validation data is given.
@@ -87,6 +103,7 @@ impl TrainConfig {
             final_lr_frac: 0.0,
             grad_clip: (stage == Stage::Base).then_some(1.0),
             packing: Packing::BestFit { buffer_docs: 1000 },
+            sft_packing: SftPacking::Row,
             sft_pad_multiple: 1,
             eval_every: Some(match stage {
                 Stage::Base => 250,

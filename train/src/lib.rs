@@ -24,7 +24,7 @@ pub mod schedule;
 pub mod tokenizer;
 pub mod trainer;
 
-pub use config::{Packing, TrainConfig};
+pub use config::{Packing, SftPacking, TrainConfig};
 pub use error::{Error, Result};
 pub use schedule::Stage;
 pub use trainer::{Data, Init, Reporter, RunInfo, RunSpec, Silent, Summary, run};

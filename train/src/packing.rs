@@ -9,10 +9,15 @@
 //!   long texts (novels) stream through in order.
 //! - [`StreamPacker`] (mid; base with `--packing stream`): nanochat v1's loader. Documents are
 //!   concatenated and each batch pops `B·T + 1` tokens; rows cross document boundaries.
-//! - [`SftBatcher`] (SFT): one conversation per row, right-padded with `<|assistant_end|>` to the
-//!   longest row; targets are −1 where the mask is 0 and in the padding (nanochat v1 §8.4).
-//!   Conversations longer than `T + 1` tokens or without a supervised target are skipped and
-//!   reported, never truncated, so a batch is never fully masked.
+//! - [`SftBatcher`] (SFT, default): one conversation per row, right-padded with
+//!   `<|assistant_end|>` to the longest row; targets are −1 where the mask is 0 and in the padding
+//!   (nanochat v1 §8.4). Conversations longer than `T + 1` tokens or without a supervised target
+//!   are skipped and reported, never truncated, so a batch is never fully masked.
+//! - [`BestFitPacker::padded`] (SFT with `--packing best-fit`): rows of `T + 1` tokens filled with
+//!   *whole* conversations by best fit, like base packing, but when no buffered conversation fits
+//!   the rest of the row, the row is padded (targets −1) instead of cropping one: nothing is cut,
+//!   and far fewer positions are padding than with one conversation per row. Conversations too
+//!   long for a row or without a supervised target are skipped and reported.
 //!
 //! Inputs are `row[..T]`, targets `row[1..]`. Every packer's state is a small JSON value (record
 //! positions and offsets); [`BatchSource::restore`] replays the tokenizer from the oldest
@@ -190,6 +195,8 @@ pub struct BestFitPacker<T: Send + 'static> {
     buffer: Vec<Piece>,
     next: Pos,
     skips: Vec<Skip>,
+    /// `Some(pad id)`: padded mode (whole documents only, see [`BestFitPacker::padded`]).
+    pad: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -210,26 +217,112 @@ impl<T: Send + 'static> BestFitPacker<T> {
             buffer: Vec::new(),
             next: Pos::default(),
             skips: Vec::new(),
+            pad: None,
+        }
+    }
+
+    /// Padded best fit for SFT (see the module docs): whole conversations only, rows padded with
+    /// `pad_id` (no target) when nothing else fits. Masks are honoured: a target exists only
+    /// where the next token's mask is 1.
+    pub fn padded(
+        stream: DocStream<T>,
+        rows: usize,
+        seq_len: usize,
+        buffer_docs: usize,
+        pad_id: u32,
+    ) -> Self {
+        BestFitPacker {
+            pad: Some(pad_id),
+            ..Self::new(stream, rows, seq_len, buffer_docs)
         }
     }
 
     fn refill(&mut self) -> Result<()> {
+        let cap = self.seq_len + 1;
+        let mut scanned = 0u64;
         while self.buffer.iter().filter(|p| p.offset == 0).count() < self.buffer_docs {
             match pull(&mut self.stream, &mut self.skips, &mut self.next)? {
-                Some(doc) => self.buffer.push(Piece { doc, offset: 0 }),
+                Some(doc) => {
+                    scanned += 1;
+                    if self.pad.is_some() {
+                        let reason = if doc.ids.len() > cap {
+                            Some(format!(
+                                "{} tokens do not fit a row of {cap} (skipped, never truncated)",
+                                doc.ids.len()
+                            ))
+                        } else if doc
+                            .mask
+                            .as_ref()
+                            .is_some_and(|m| !m.iter().skip(1).any(|&x| x == 1))
+                        {
+                            Some("no supervised (assistant) token to learn from".to_string())
+                        } else {
+                            None
+                        };
+                        if let Some(reason) = reason {
+                            self.skips.push(Skip {
+                                pos: doc.pos,
+                                id: doc.id,
+                                reason,
+                            });
+                            if self.buffer.is_empty() && scanned > 10 * self.rows as u64 + 1000 {
+                                return Err(Error::Data(format!(
+                                    "{}: {scanned} records in a row were skipped (see the warnings); nothing to train on",
+                                    self.stream.name()
+                                )));
+                            }
+                            continue;
+                        }
+                    }
+                    self.buffer.push(Piece { doc, offset: 0 });
+                }
                 None => break,
             }
         }
         Ok(())
     }
 
-    fn build_row(&mut self) -> Result<(Vec<u32>, String)> {
+    /// One row of `seq_len + 1` tokens, its mask (1 = may be a target) and its label.
+    fn build_row(&mut self) -> Result<(Vec<u32>, Vec<u8>, String)> {
         let cap = self.seq_len + 1;
         let mut row = Vec::with_capacity(cap);
+        let mut mask = Vec::with_capacity(cap);
         let mut labels = Vec::new();
         while row.len() < cap {
             self.refill()?;
             let remaining = cap - row.len();
+            if let Some(pad) = self.pad {
+                // Whole documents only: the largest that fits, else pad the rest of the row.
+                let fit = self
+                    .buffer
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.len() <= remaining)
+                    .max_by_key(|(i, p)| (p.len(), std::cmp::Reverse(*i)))
+                    .map(|(i, _)| i);
+                match fit {
+                    Some(i) => {
+                        let piece = self.buffer.remove(i);
+                        labels.push(piece.label());
+                        row.extend_from_slice(&piece.doc.ids);
+                        match &piece.doc.mask {
+                            Some(m) => mask.extend_from_slice(m),
+                            None => mask.extend(std::iter::repeat_n(1, piece.doc.ids.len())),
+                        }
+                    }
+                    None if row.is_empty() => {
+                        return Err(Error::Data(format!(
+                            "{}: no conversations left for a batch",
+                            self.stream.name()
+                        )));
+                    }
+                    None => {
+                        row.extend(std::iter::repeat_n(pad, remaining));
+                        mask.extend(std::iter::repeat_n(0, remaining));
+                    }
+                }
+                continue;
+            }
             // A row starts with the oldest continuation, else the oldest document too long for
             // any row (it would only wait in the buffer until cropped anyway), else best fit.
             let at_start = |long: bool| {
@@ -271,26 +364,53 @@ impl<T: Send + 'static> BestFitPacker<T> {
             let piece = &mut self.buffer[i];
             let take = piece.len().min(remaining);
             labels.push(piece.label());
-            row.extend_from_slice(&piece.doc.ids[piece.offset..piece.offset + take]);
+            let range = piece.offset..piece.offset + take;
+            row.extend_from_slice(&piece.doc.ids[range.clone()]);
+            match &piece.doc.mask {
+                Some(m) => mask.extend_from_slice(&m[range]),
+                None => mask.extend(std::iter::repeat_n(1, take)),
+            }
             piece.offset += take;
             if piece.len() == 0 {
                 self.buffer.remove(i);
             }
         }
-        Ok((row, labels.join(", ")))
+        Ok((row, mask, labels.join(", ")))
+    }
+}
+
+impl<T: Send + 'static> BestFitPacker<T> {
+    fn state_kind(&self) -> &'static str {
+        if self.pad.is_some() {
+            "best_fit_padded"
+        } else {
+            "best_fit"
+        }
     }
 }
 
 impl<T: Send + 'static> BatchSource for BestFitPacker<T> {
     fn next_batch(&mut self) -> Result<Batch> {
         let mut rows = Vec::with_capacity(self.rows);
+        let mut masks = Vec::with_capacity(self.rows);
         let mut row_ids = Vec::with_capacity(self.rows);
         for _ in 0..self.rows {
-            let (r, l) = self.build_row()?;
+            let (r, m, l) = self.build_row()?;
             rows.push(r);
+            masks.push(m);
             row_ids.push(l);
         }
-        let (inputs, targets) = shift_rows(&rows, self.seq_len);
+        let (inputs, mut targets) = shift_rows(&rows, self.seq_len);
+        for (r, m) in masks.iter().enumerate() {
+            for (j, t) in targets[r * self.seq_len..(r + 1) * self.seq_len]
+                .iter_mut()
+                .enumerate()
+            {
+                if m[j + 1] == 0 {
+                    *t = -1;
+                }
+            }
+        }
         Ok(Batch {
             rows: self.rows,
             cols: self.seq_len,
@@ -305,11 +425,11 @@ impl<T: Send + 'static> BatchSource for BestFitPacker<T> {
             next: self.next,
             buffer: self.buffer.iter().map(|p| (p.doc.pos, p.offset)).collect(),
         };
-        to_state("best_fit", &s)
+        to_state(self.state_kind(), &s)
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
-        let s: BestFitState = from_state("best_fit", state)?;
+        let s: BestFitState = from_state(self.state_kind(), state)?;
         let from = s
             .buffer
             .iter()
@@ -758,6 +878,80 @@ mod tests {
                 as Box<dyn BatchSource>
         };
         check_resume(conv);
+        let padded = move || {
+            let (r, _) = docs(&lens);
+            let f: TokenizeFn<usize> = Arc::new(move |k: &usize| {
+                let n = [3, 9, 2, 20, 5, 4, 7, 1, 6, 11, 2, 2, 30, 8][*k];
+                let ids: Vec<u32> = (0..n as u32).map(|j| 100 * *k as u32 + j).collect();
+                let mask: Vec<u8> = (0..n).map(|j| u8::from(j % 2 == 1)).collect();
+                (format!("c{k}"), Ok((ids, Some(mask))))
+            });
+            Box::new(BestFitPacker::padded(
+                DocStream::new(r, f, true),
+                2,
+                10,
+                3,
+                999,
+            )) as Box<dyn BatchSource>
+        };
+        check_resume(padded);
+    }
+
+    #[test]
+    fn padded_best_fit_never_crops() {
+        // Conversation k has ids 100·k + j; mask 1 on odd positions. Row capacity 9 (T = 8).
+        let lens = [4usize, 12, 3, 5, 2, 9, 6];
+        let (r, _) = docs(&[1; 7]);
+        let f: TokenizeFn<usize> = Arc::new(move |k: &usize| {
+            let ids: Vec<u32> = (0..lens[*k] as u32).map(|j| 100 * *k as u32 + j).collect();
+            let mask: Vec<u8> = (0..lens[*k]).map(|j| u8::from(j % 2 == 1)).collect();
+            (format!("c{k}"), Ok((ids, Some(mask))))
+        });
+        let mut p = BestFitPacker::padded(DocStream::new(r, f, false), 1, 8, 4, 999);
+        let mut whole = Vec::new();
+        for _ in 0..4 {
+            let b = p.next_batch().unwrap();
+            assert_eq!((b.rows, b.cols), (1, 8));
+            assert!(b.n_targets() > 0);
+            // Each row: whole conversations back to back, then padding (never a cut one).
+            // `inputs` holds the row's first 8 of 9 tokens.
+            let row = &b.inputs;
+            let mut j = 0;
+            while j < 8 && row[j] != 999 {
+                let k = (row[j] / 100) as usize;
+                assert_eq!(row[j] % 100, 0, "a conversation starts at its first token");
+                let n = lens[k];
+                let end = (j + n).min(8);
+                let want: Vec<i64> = (0..(end - j) as i64).map(|x| 100 * k as i64 + x).collect();
+                assert_eq!(row[j..end], want[..]);
+                // Targets follow the mask of the next token: odd positions only.
+                for x in 1..n {
+                    let t = b.targets[j + x - 1];
+                    let want = if x % 2 == 1 {
+                        100 * k as i64 + x as i64
+                    } else {
+                        -1
+                    };
+                    assert_eq!(t, want, "row {row:?} conversation {k} token {x}");
+                }
+                whole.push(k);
+                j += n;
+            }
+            if j < 8 {
+                assert!(row[j..].iter().all(|&x| x == 999), "{row:?}");
+                assert!(
+                    b.targets[j..].iter().all(|&t| t == -1),
+                    "padding has no target"
+                );
+            }
+        }
+        whole.sort_unstable();
+        // Every conversation that fits appears exactly once; the 12-token one is reported.
+        assert_eq!(whole, vec![0, 2, 3, 4, 5, 6]);
+        let skips = p.take_skips();
+        assert_eq!(skips.len(), 1);
+        assert!(skips[0].reason.contains("12 tokens do not fit a row of 9"));
+        assert!(p.next_batch().is_err(), "the data is exhausted");
     }
 
     #[test]
