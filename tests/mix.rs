@@ -539,3 +539,43 @@ fn audit_matches_a_hand_count_and_error_policy_fails() {
     let a = env.run(&["audit", &strict]);
     assert_eq!(a.code, 1, "{}", a.stderr);
 }
+
+/// The tables in a recipe component's SQL (`FROM x` / `JOIN x`).
+fn tables_in(sql: &str) -> Vec<String> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0].eq_ignore_ascii_case("from") || w[0].eq_ignore_ascii_case("join"))
+        .map(|w| w[1].trim_end_matches([',', ';', ')']).to_string())
+        .collect()
+}
+
+#[test]
+fn nanochat_scale_recipes_read_what_the_ingest_recipes_publish() {
+    let mut published = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(repo("datasets/recipes")).unwrap() {
+        let path = e.unwrap().path();
+        let v: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let name = v["dataset"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}", path.display()));
+        published.insert(name.to_string());
+    }
+    for recipe in ["mid-ja.toml", "sft-ja.toml"] {
+        let path = repo(&format!("mix/recipes/{recipe}"));
+        let v: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let components = v["component"].as_array().unwrap();
+        assert!(components.len() >= 3, "{recipe}");
+        for c in components {
+            let tables = tables_in(c["sql"].as_str().unwrap());
+            assert!(!tables.is_empty(), "{recipe}: {c}");
+            for t in tables {
+                assert!(
+                    published.contains(&t),
+                    "{recipe}: component `{}` reads `{t}`, which no recipe in datasets/recipes/ publishes",
+                    c["name"]
+                );
+            }
+        }
+    }
+}
