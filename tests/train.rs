@@ -350,3 +350,129 @@ fn user_errors() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not a multiple"), "{}", r.stderr);
 }
+
+#[test]
+fn pretokenized_datasets_train_like_their_sources() {
+    let env = Env::new();
+    env.run(&["samples", "import"]).ok();
+    // Documents: a base run on the tokens dataset gives exactly the losses of the text dataset.
+    let err = env
+        .run(&["mix", "tokenize", "sample_documents", "--tokenizer", "byte"])
+        .ok()
+        .stderr;
+    assert!(err.contains("published sample_documents_tokens@1"), "{err}");
+    let a = env.dir.path().join("a");
+    let b = env.dir.path().join("b");
+    let run = |out: &Path, data: &str| {
+        let out = out.display().to_string();
+        let mut args = vec![
+            "train",
+            "base",
+            "--data",
+            data,
+            "--out",
+            &out,
+            "--steps",
+            "4",
+            "--depth",
+            "1",
+            "--seq-len",
+            "64",
+            "--eval-every",
+            "100",
+        ];
+        args.extend(SMALL);
+        env.run(&args).ok();
+    };
+    run(&a, "sample_documents");
+    run(&b, "sample_documents_tokens");
+    let (la, lb) = (losses(&a), losses(&b));
+    assert_eq!(la.len(), 4);
+    assert_eq!(la, lb, "pre-tokenized documents must give the same batches");
+
+    // Conversations: SFT reads the masks; the one too long for a row is reported, not cut.
+    env.import(Path::new(&conversations()), "conversation", "convs", &[])
+        .ok();
+    env.run(&["mix", "tokenize", "convs", "--tokenizer", "byte"])
+        .ok();
+    let sft = env.dir.path().join("sft").display().to_string();
+    let from = a.display().to_string();
+    let err = env
+        .run(&[
+            "train",
+            "sft",
+            "--data",
+            "convs_tokens",
+            "--from",
+            &from,
+            "--out",
+            &sft,
+            "--steps",
+            "2",
+            "--device-batch-size",
+            "2",
+            "--total-batch-size",
+            "2",
+            "--tokenizer",
+            "byte",
+        ])
+        .ok()
+        .stderr;
+    assert!(err.contains("finished at step 2"), "{err}");
+    assert!(
+        err.contains("skipped record multi") && err.contains("never truncated"),
+        "{err}"
+    );
+
+    // The wrong stage and a different tokenizer are refused, naming the dataset.
+    let x = env.dir.path().join("x").display().to_string();
+    let r = env.run(&[
+        "train",
+        "base",
+        "--data",
+        "convs_tokens",
+        "--out",
+        &x,
+        "--depth",
+        "1",
+        "--tokenizer",
+        "byte",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("holds tokens of conversation records"),
+        "{}",
+        r.stderr
+    );
+    let tok = env.dir.path().join("tok");
+    let tok_arg = tok.display().to_string();
+    env.run(&[
+        "tok",
+        "train",
+        "--dataset",
+        "sample_documents",
+        "--vocab-size",
+        "300",
+        "--out",
+        &tok_arg,
+    ])
+    .ok();
+    let r = env.run(&[
+        "train",
+        "base",
+        "--data",
+        "sample_documents_tokens",
+        "--out",
+        &x,
+        "--depth",
+        "1",
+        "--tokenizer",
+        &tok_arg,
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("was tokenized with byte") && r.stderr.contains("different tokenizer"),
+        "{}",
+        r.stderr
+    );
+}

@@ -8,6 +8,7 @@
 //!   blend index as catalog datasets with the recipe in their lineage.
 //! * [`decontam`]: normalization and the character n-gram index.
 //! * [`audit`]: token-length percentiles, histograms and the cost of each truncation policy.
+//! * [`tokens`]: pre-tokenized datasets (ids + masks per record) for training.
 //!
 //! See `mix/README.md` for the recipe format and the decontamination measurement.
 
@@ -18,6 +19,7 @@ pub mod error;
 pub mod plan;
 pub mod recipe;
 pub mod rng;
+pub mod tokens;
 
 pub use audit::{Audit, RowTokens, Summary};
 pub use build::{Built, build};

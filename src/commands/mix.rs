@@ -23,6 +23,19 @@ pub(crate) enum MixCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Pre-tokenize a dataset for training: publish NAME_tokens (id, ids, mask per record),
+    /// rendered exactly as `njp train` renders it; train with `--data NAME_tokens`.
+    Tokenize {
+        /// Dataset to render (NAME or NAME@VERSION): documents, conversations, mc or math.
+        #[arg(value_name = "DATASET")]
+        dataset: String,
+        /// Tokenizer directory, or `byte` [default: njp.toml's].
+        #[arg(long, value_name = "DIR")]
+        tokenizer: Option<String>,
+        /// Name of the published dataset [default: DATASET_tokens].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,6 +56,11 @@ pub(crate) struct MixArgs {
 
 pub(crate) fn run(ctx: &Ctx, cmd: MixCommand) -> anyhow::Result<ExitStatus> {
     match cmd {
+        MixCommand::Tokenize {
+            dataset,
+            tokenizer,
+            name,
+        } => tokenize(ctx, &dataset, tokenizer.as_deref(), name.as_deref()),
         MixCommand::Show(args) => {
             let (_, plan) = plan(ctx, &args)?;
             print_plan(ctx, &plan, args.json)?;
@@ -83,6 +101,77 @@ pub(crate) fn run(ctx: &Ctx, cmd: MixCommand) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
     }
+}
+
+fn tokenize(
+    ctx: &Ctx,
+    dataset: &str,
+    tokenizer: Option<&str>,
+    name: Option<&str>,
+) -> anyhow::Result<ExitStatus> {
+    use njp_datasets::{Kind, Record};
+    use njp_mix::tokens::{TokenRow, TokensInfo};
+
+    let catalog = Catalog::open(&ctx.settings.home)?;
+    let source = catalog.resolve(dataset)?;
+    let kind = source
+        .kind
+        .record_kind()
+        .with_context(|| format!("{} is a table, not a dataset of records", source.id()))?;
+    let spec = tokenizer_spec(ctx, tokenizer, None)?;
+    let tok = super::train::load_tokenizer(ctx, Some(&spec))?;
+    let info = TokensInfo {
+        source: source.id(),
+        kind: if kind == Kind::Document {
+            "document"
+        } else {
+            "conversation"
+        }
+        .into(),
+        tokenizer: spec.clone(),
+        tokenizer_fingerprint: super::train::tokenizer_fingerprint(&spec)?,
+    };
+    let out = name.map_or_else(|| format!("{}_tokens", source.name), str::to_string);
+    let render = |r: &Record| -> Result<njp_mix::tokens::Rendered, String> {
+        Ok(match r {
+            Record::Document(d) => {
+                let mut ids = vec![tok.bos_id()];
+                ids.extend(tok.encode(&d.text));
+                Ok(TokenRow {
+                    id: d.id.clone(),
+                    ids,
+                    mask: None,
+                })
+            }
+            other => {
+                let conv = other.to_conversation().expect("non-document converts");
+                tok.render_conversation(&conv).map(|r| TokenRow {
+                    id: conv.id.clone(),
+                    ids: r.ids,
+                    mask: Some(r.mask),
+                })
+            }
+        })
+    };
+    let (m, stats) = njp_mix::tokens::tokenize(&catalog, &source, &out, info, render)
+        .with_context(|| format!("tokenizing {}", source.id()))?;
+    let p = &ctx.printer;
+    p.info(format!(
+        "published {} ({} rows, {} tokens, {} supervised) from {} with {spec}",
+        m.id(),
+        stats.rows,
+        stats.tokens,
+        stats.supervised,
+        source.id()
+    ));
+    if stats.dropped > 0 {
+        p.warn(format!(
+            "{} record(s) cannot be training rows and were left out, e.g. {}",
+            stats.dropped,
+            stats.dropped_examples.join("; ")
+        ));
+    }
+    Ok(ExitStatus::Success)
 }
 
 /// Loads the recipe and its tokenizer and plans it.

@@ -14,6 +14,7 @@ use burn::backend::flex::{Flex, FlexDevice};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 use njp_datasets::{Conversation, Document};
+use njp_mix::tokens::{TokenRow, TokensInfo};
 use njp_model::{AttentionBackend, AttentionKind, GptConfig, ModelOptions, Precision, Preset};
 use njp_train::data::{DocStream, JsonlReader, RecordReader, TokenizeFn, Tokenized};
 use njp_train::metrics::{EvalMetrics, StepMetrics};
@@ -450,15 +451,31 @@ fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<ExitStatus> {
 }
 
 /// The tokenizer: a directory written by `njp tok train`, or `byte` for the built-in stand-in.
-fn load_tokenizer(ctx: &Ctx, arg: Option<&str>) -> anyhow::Result<Arc<dyn TokenizerApi>> {
-    let arg = arg
-        .map(str::to_string)
-        .or_else(|| {
-            ctx.settings
-                .tokenizer
-                .as_ref()
-                .map(|p| p.display().to_string())
-        })
+/// A content fingerprint of a tokenizer spec: `byte`, or the hash `njp mix` records.
+pub(crate) fn tokenizer_fingerprint(spec: &str) -> anyhow::Result<String> {
+    if spec == "byte" {
+        return Ok("byte".into());
+    }
+    let (_, hash) =
+        njp_mix::load_tokenizer(spec).with_context(|| format!("loading the tokenizer {spec}"))?;
+    Ok(hash)
+}
+
+/// The tokenizer spec in effect: the flag, else njp.toml's.
+fn tokenizer_arg(ctx: &Ctx, arg: Option<&str>) -> Option<String> {
+    arg.map(str::to_string).or_else(|| {
+        ctx.settings
+            .tokenizer
+            .as_ref()
+            .map(|p| p.display().to_string())
+    })
+}
+
+pub(crate) fn load_tokenizer(
+    ctx: &Ctx,
+    arg: Option<&str>,
+) -> anyhow::Result<Arc<dyn TokenizerApi>> {
+    let arg = tokenizer_arg(ctx, arg)
         .context("no tokenizer: pass --tokenizer DIR (or `byte` for the byte-level stand-in)")?;
     if arg == "byte" {
         return Ok(Arc::new(ByteTokenizer));
@@ -658,43 +675,195 @@ fn conversation_tokenizer(tok: Arc<dyn TokenizerApi>, keep_mask: bool) -> Tokeni
     })
 }
 
+/// Catalog rows of a pre-tokenized dataset (`njp mix tokenize`), with `seek`.
+struct TokensReader {
+    name: String,
+    files: Vec<(PathBuf, u64)>,
+    rows: u64,
+    file: usize,
+    current: Option<njp_mix::tokens::TokenFile>,
+}
+
+impl TokensReader {
+    fn open_at(&mut self, file: usize, offset: u64) -> njp_train::Result<()> {
+        self.file = file;
+        self.current = match self.files.get(file) {
+            Some((path, _)) => Some(
+                njp_mix::tokens::TokenFile::open(path, offset as usize)
+                    .map_err(|e| njp_train::Error::Data(format!("{}: {e}", self.name)))?,
+            ),
+            None => None,
+        };
+        Ok(())
+    }
+}
+
+impl RecordReader<TokenRow> for TokensReader {
+    fn num_records(&self) -> Option<u64> {
+        Some(self.rows)
+    }
+
+    fn seek(&mut self, index: u64) -> njp_train::Result<()> {
+        if index > self.rows {
+            return Err(njp_train::Error::Data(format!(
+                "{}: seek to record {index} past the end ({})",
+                self.name, self.rows
+            )));
+        }
+        let (mut file, mut start) = (0, 0);
+        while file < self.files.len() && start + self.files[file].1 <= index {
+            start += self.files[file].1;
+            file += 1;
+        }
+        self.open_at(file, index - start)
+    }
+
+    fn next_record(&mut self) -> njp_train::Result<Option<TokenRow>> {
+        loop {
+            let Some(cur) = self.current.as_mut() else {
+                return Ok(None);
+            };
+            match cur
+                .next_row()
+                .map_err(|e| njp_train::Error::Data(format!("{}: {e}", self.name)))?
+            {
+                Some(r) => return Ok(Some(r)),
+                None => self.open_at(self.file + 1, 0)?,
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// The pre-tokenized dataset `spec` names, checked against the stage and the tokenizer; `None`
+/// when `spec` is a file or a dataset of records.
+fn open_tokens(
+    ctx: &Ctx,
+    stage: Stage,
+    spec: &str,
+    tok_spec: Option<&str>,
+) -> anyhow::Result<Option<Box<dyn RecordReader<TokenRow>>>> {
+    if Path::new(spec).is_file() {
+        return Ok(None);
+    }
+    let catalog = njp_catalog::Catalog::open(&ctx.settings.home)?;
+    let Ok(m) = catalog.resolve(spec) else {
+        return Ok(None); // open_records reports the missing dataset
+    };
+    let Some(info) = TokensInfo::of(&m) else {
+        return Ok(None);
+    };
+    if m.eval_only {
+        bail!(
+            "{} is marked eval-only: it may not be used for training",
+            m.id()
+        );
+    }
+    let want = if stage == Stage::Base {
+        "document"
+    } else {
+        "conversation"
+    };
+    if info.kind != want {
+        bail!(
+            "{} holds tokens of {} records; `train {stage}` trains on {want}s",
+            m.id(),
+            info.kind
+        );
+    }
+    let tok_spec = tok_spec.context("no tokenizer")?;
+    if tokenizer_fingerprint(tok_spec)? != info.tokenizer_fingerprint {
+        bail!(
+            "{} was tokenized with {} ({}), a different tokenizer from {tok_spec}: pass that \
+             --tokenizer, or re-run `njp mix tokenize {} --tokenizer {tok_spec}`",
+            m.id(),
+            info.tokenizer,
+            info.source,
+            info.source
+        );
+    }
+    let files: Vec<(PathBuf, u64)> = catalog
+        .data_files(&m)
+        .into_iter()
+        .zip(m.files.iter().map(|f| f.rows))
+        .collect();
+    let mut r = TokensReader {
+        name: m.id(),
+        rows: files.iter().map(|f| f.1).sum(),
+        files,
+        file: 0,
+        current: None,
+    };
+    r.open_at(0, 0)?;
+    Ok(Some(Box::new(r)))
+}
+
+/// Pre-tokenized rows pass through; `keep_mask` as for conversations.
+fn token_rows(keep_mask: bool) -> TokenizeFn<TokenRow> {
+    Arc::new(move |r: &TokenRow| {
+        (
+            r.id.clone(),
+            Tokenized::Ok((r.ids.clone(), r.mask.clone().filter(|_| keep_mask))),
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn source(
     ctx: &Ctx,
     stage: Stage,
     spec: &str,
     cfg: &TrainConfig,
     tok: &Arc<dyn TokenizerApi>,
+    tok_spec: Option<&str>,
     looping: bool,
+) -> anyhow::Result<Box<dyn BatchSource>> {
+    if let Some(reader) = open_tokens(ctx, stage, spec, tok_spec)? {
+        let f = token_rows(stage == Stage::Sft);
+        let stream = DocStream::new(reader, f, looping);
+        return packer(stage, stream, cfg, tok);
+    }
+    match stage {
+        Stage::Base => {
+            let f = document_tokenizer(tok.clone());
+            packer(
+                stage,
+                DocStream::new(open_records::<Document>(ctx, spec)?, f, looping),
+                cfg,
+                tok,
+            )
+        }
+        Stage::Mid | Stage::Sft => {
+            let f = conversation_tokenizer(tok.clone(), stage == Stage::Sft);
+            let reader = open_records::<Conversation>(ctx, spec)?;
+            packer(stage, DocStream::new(reader, f, looping), cfg, tok)
+        }
+    }
+}
+
+/// The stage's packer over a token stream.
+fn packer<T: Send + 'static>(
+    stage: Stage,
+    stream: DocStream<T>,
+    cfg: &TrainConfig,
+    tok: &Arc<dyn TokenizerApi>,
 ) -> anyhow::Result<Box<dyn BatchSource>> {
     let (rows, t) = (cfg.device_batch_size, cfg.model.sequence_len);
     Ok(match stage {
-        Stage::Base => {
-            let stream = DocStream::new(
-                open_records::<Document>(ctx, spec)?,
-                document_tokenizer(tok.clone()),
-                looping,
-            );
-            match cfg.packing {
-                Packing::BestFit { buffer_docs } => {
-                    Box::new(BestFitPacker::new(stream, rows, t, buffer_docs))
-                }
-                Packing::Stream => Box::new(StreamPacker::new(stream, rows, t)),
+        Stage::Base => match cfg.packing {
+            Packing::BestFit { buffer_docs } => {
+                Box::new(BestFitPacker::new(stream, rows, t, buffer_docs))
             }
-        }
-        Stage::Mid => {
-            let f = conversation_tokenizer(tok.clone(), false);
-            Box::new(StreamPacker::new(
-                DocStream::new(open_records::<Conversation>(ctx, spec)?, f, looping),
-                rows,
-                t,
-            ))
-        }
+            Packing::Stream => Box::new(StreamPacker::new(stream, rows, t)),
+        },
+        Stage::Mid => Box::new(StreamPacker::new(stream, rows, t)),
         Stage::Sft => {
-            let f = conversation_tokenizer(tok.clone(), true);
             let pad = tok
                 .special_id("<|assistant_end|>")
                 .context("tokenizer has no <|assistant_end|>")?;
-            let stream = DocStream::new(open_records::<Conversation>(ctx, spec)?, f, looping);
             match cfg.sft_packing {
                 SftPacking::Row => {
                     Box::new(SftBatcher::new(stream, rows, t, pad, cfg.sft_pad_multiple))
@@ -867,11 +1036,12 @@ fn run_stage(ctx: &Ctx, stage: Stage, a: StageArgs) -> anyhow::Result<ExitStatus
             cfg.model.vocab_size
         );
     }
-    let train = source(ctx, stage, &a.data, &cfg, &tok, true)?;
+    let tok_spec = tokenizer_arg(ctx, a.tokenizer.as_deref());
+    let train = source(ctx, stage, &a.data, &cfg, &tok, tok_spec.as_deref(), true)?;
     let val = a
         .val_data
         .as_deref()
-        .map(|v| source(ctx, stage, v, &cfg, &tok, true))
+        .map(|v| source(ctx, stage, v, &cfg, &tok, tok_spec.as_deref(), true))
         .transpose()?;
     let prompts: Vec<String> = match stage {
         Stage::Base => ["日本の首都は", "昔々、あるところに", "吾輩は猫である。"]
