@@ -35,6 +35,22 @@ pub(crate) struct Bpe {
     byte_ids: [u32; 256],
     /// (left id, right id) -> id of the token whose bytes are left ++ right.
     pairs: FxHashMap<u64, u32>,
+    /// Tokens of at most [`SHORT_MAX`] bytes keyed by [`short_key`]: an integer hash and compare
+    /// instead of hashing and `memcmp`-ing a byte slice (most chunks are this short).
+    short: FxHashMap<u128, u32>,
+}
+
+/// Longest byte string with a [`short_key`].
+pub(crate) const SHORT_MAX: usize = 15;
+
+/// Bytes (at most [`SHORT_MAX`]) and their length packed into one integer.
+#[inline]
+pub(crate) fn short_key(bytes: &[u8]) -> u128 {
+    debug_assert!(bytes.len() <= SHORT_MAX);
+    let mut b = [0u8; 16];
+    b[..bytes.len()].copy_from_slice(bytes);
+    b[15] = bytes.len() as u8;
+    u128::from_le_bytes(b)
 }
 
 impl Bpe {
@@ -67,11 +83,18 @@ impl Bpe {
                 }
             }
         }
+        let short = tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.len() <= SHORT_MAX)
+            .map(|(id, t)| (short_key(t), id as u32))
+            .collect();
         Ok(Bpe {
             tokens,
             encoder,
             byte_ids,
             pairs,
+            short,
         })
     }
 
@@ -116,6 +139,15 @@ impl Bpe {
         if chunk.len() == 1 {
             out.push(self.byte_ids[chunk[0] as usize]);
             return true;
+        }
+        if chunk.len() <= SHORT_MAX {
+            return match self.short.get(&short_key(chunk)) {
+                Some(&id) => {
+                    out.push(id);
+                    true
+                }
+                None => false,
+            };
         }
         if let Some(&id) = self.encoder.get(chunk) {
             out.push(id);

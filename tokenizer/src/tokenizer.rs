@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::bpe::Bpe;
+use crate::bpe::{Bpe, SHORT_MAX, short_key};
 use crate::error::{Error, Result};
 use crate::pattern::{SplitPattern, Splitter};
 use crate::special::Special;
@@ -43,13 +43,38 @@ const CHUNK_CACHE_MAX_LEN: usize = 64;
 /// tokenizers in one process never share entries.
 struct ChunkCache {
     owner: u64,
-    map: FxHashMap<Box<[u8]>, Box<[u32]>>,
+    /// Chunks of at most `SHORT_MAX` bytes, keyed by `short_key`.
+    short: FxHashMap<u128, Box<[u32]>>,
+    long: FxHashMap<Box<[u8]>, Box<[u32]>>,
+}
+
+impl ChunkCache {
+    fn get(&self, c: &[u8]) -> Option<&[u32]> {
+        if c.len() <= SHORT_MAX {
+            self.short.get(&short_key(c)).map(|v| &v[..])
+        } else {
+            self.long.get(c).map(|v| &v[..])
+        }
+    }
+
+    fn insert(&mut self, c: &[u8], ids: &[u32]) {
+        if self.short.len() + self.long.len() >= CHUNK_CACHE_MAX {
+            self.short.clear();
+            self.long.clear();
+        }
+        if c.len() <= SHORT_MAX {
+            self.short.insert(short_key(c), ids.into());
+        } else {
+            self.long.insert(c.into(), ids.into());
+        }
+    }
 }
 
 thread_local! {
     static CHUNK_CACHE: RefCell<ChunkCache> = RefCell::new(ChunkCache {
         owner: 0,
-        map: FxHashMap::default(),
+        short: FxHashMap::default(),
+        long: FxHashMap::default(),
     });
 }
 
@@ -207,7 +232,8 @@ impl Tokenizer {
         let split = CHUNK_CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             if cache.owner != self.uid {
-                cache.map.clear();
+                cache.short.clear();
+                cache.long.clear();
                 cache.owner = self.uid;
             }
             self.splitter.for_each(text, |c| {
@@ -219,16 +245,13 @@ impl Tokenizer {
                     bpe.merge(c, out);
                     return;
                 }
-                if let Some(ids) = cache.map.get(c) {
+                if let Some(ids) = cache.get(c) {
                     out.extend_from_slice(ids);
                     return;
                 }
                 let n0 = out.len();
                 bpe.merge(c, out);
-                if cache.map.len() >= CHUNK_CACHE_MAX {
-                    cache.map.clear();
-                }
-                cache.map.insert(c.into(), out[n0..].into());
+                cache.insert(c, &out[n0..]);
             })
         });
         if let Err(e) = split {

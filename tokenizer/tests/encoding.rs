@@ -181,3 +181,24 @@ fn two_stage_tokenizer_matches_reference_tiktoken_algorithm() {
     assert_eq!(tok.encode(&text), reference_encode(&tok, &text));
     assert_eq!(tok.decode(&tok.encode(&text)).unwrap(), text);
 }
+
+#[test]
+fn chunk_cache_is_exact_and_per_tokenizer() {
+    // Encoding the same text again (chunks now cached) and interleaving two tokenizers with
+    // different vocabularies on one thread must give each tokenizer's own reference ids.
+    let text: String = common::sample_docs()
+        .concat()
+        .chars()
+        .take(20_000)
+        .collect();
+    let bytes = common::bytes_only();
+    let (a, b) = (tok(), &bytes);
+    let (ra, rb) = (reference_encode(a, &text), reference_encode(b, &text));
+    for _ in 0..3 {
+        assert_eq!(a.encode(&text), ra);
+        assert_eq!(b.encode(&text), rb);
+    }
+    assert_ne!(ra, rb, "the two test vocabularies differ");
+    // A clone shares the cache entries and the ids.
+    assert_eq!(a.clone().encode(&text), ra);
+}
