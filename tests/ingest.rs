@@ -754,7 +754,7 @@ fn mixed_chat_jsonl(rows: usize) -> String {
             9 => format!(
                 r#"{{"id": "r{i}", "messages": [{{"role": "user", "content": {}}}, {{"role": "assistant", "content": {}}}]}}"#,
                 json(&format!("\u{feff}{q}\r\n\r\n\r\n")),
-                json(&a.replace('\n', "\r\n").replace("が", "か\u{3099}") + "  \u{7}")
+                json(&(a.replace('\n', "\r\n").replace("が", "か\u{3099}") + "  \u{7}"))
             ),
             10 => {
                 format!(r#"{{"id": "r{i}", "conversations": [{{"from": "robot", "value": "x"}}]}}"#)

@@ -248,7 +248,7 @@ pub fn open_raw_rows(
 }
 
 enum Opened {
-    Lines(JsonLines<BufReader<Utf8Stream>>),
+    Lines(Box<JsonLines<BufReader<Utf8Stream>>>),
     Rows(Box<dyn Iterator<Item = Result<Row, ReadError>> + Send>),
 }
 
@@ -303,7 +303,7 @@ fn open(
     let reader = BufReader::with_capacity(1 << 16, text);
     let path = path.to_path_buf();
     Ok(match format {
-        Format::Jsonl => Opened::Lines(JsonLines::new(reader, path)),
+        Format::Jsonl => Opened::Lines(Box::new(JsonLines::new(reader, path))),
         Format::Json => Opened::Rows(Box::new(JsonDocument::new(reader, path)?)),
         Format::Csv | Format::Tsv => Opened::Rows(Box::new(csv_rows(
             reader,
@@ -501,7 +501,7 @@ impl<R: BufRead> JsonLines<R> {
     }
 }
 
-impl<R: BufRead> JsonLines<R> {
+impl JsonLines<BufReader<Utf8Stream>> {
     /// The next non-blank line: its line number, row number and text (without the newline).
     fn next_text(&mut self) -> Option<Result<(u64, u64, &str), ReadError>> {
         while !self.done {
@@ -539,14 +539,26 @@ impl<R: BufRead> JsonLines<R> {
                 continue;
             }
             self.row += 1;
-            let text = std::str::from_utf8(&self.buf[..end]).expect("validated by Utf8Stream");
-            return Some(Ok((self.line, self.row, text)));
+            return Some(Ok((self.line, self.row, utf8_line(&self.buf[..end]))));
         }
         None
     }
 }
 
-impl<R: BufRead> Iterator for JsonLines<R> {
+/// A line read from a [`Utf8Stream`], as text, without validating it a second time.
+#[allow(unsafe_code)]
+fn utf8_line(bytes: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: `Utf8Stream` only ever yields valid UTF-8 (checked by `from_utf8` or produced by
+    // the decoder), cut at character boundaries (an incomplete sequence at the end of a read is
+    // kept for the next one, and is an error at the end of the file); a read error ends the
+    // file before its bytes are used. A line is such bytes up to a `\n` (never part of a
+    // multi-byte sequence), less trailing `\n`/`\r`, so it is valid UTF-8 too. This skips a
+    // second validation pass over every JSON Lines file (≈ 4 % of `njp ingest`'s CPU time).
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
+impl Iterator for JsonLines<BufReader<Utf8Stream>> {
     type Item = Result<Row, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -6,12 +6,20 @@
 //! cannot be read, adapted or validated are **rejects** (stored in the rejects table with file,
 //! line, row, reason and raw text); rows that are valid but filtered out or duplicates are
 //! **drops**, counted by reason in the manifest's stats. Nothing disappears without a count.
+//!
+//! Parallelism: a reader thread cuts the input into batches of raw rows; the row-local steps
+//! (JSON parsing — a typed parse for ShareGPT/OpenAI rows, the `Value` route otherwise —, raw
+//! filters, adapter, normalization, validation, text filters, dedup fingerprints) run on the
+//! rayon pool; the order-dependent steps (rejects, drop counts, id uniqueness, dedup decisions)
+//! run in input order on the calling thread, and a writer thread builds and compresses the
+//! Parquet file. The output (data, rejects, manifest stats) is byte-identical whatever the
+//! number of threads.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -23,6 +31,7 @@ use njp_catalog::store::sha256_file;
 use njp_catalog::{Catalog, Parent};
 use njp_datasets::Record;
 use njp_datasets::adapt::Mapping;
+use njp_datasets::io::ParquetSink;
 use njp_datasets::read::{RawBody, ReadOptions, detect_format, encoding_for_label, open_raw_rows};
 
 use crate::adapters::{
@@ -159,12 +168,13 @@ pub struct IngestReport {
     pub max_reject_ratio: f64,
 }
 
-/// Rows the reader hands to the workers at a time.
-const BATCH_ROWS: usize = 4096;
+/// Rows the reader hands to the workers at a time (small batches keep the stages flowing; the
+/// writer's zstd work comes in bursts).
+const BATCH_ROWS: usize = 1024;
 /// Rows per parallel task within a batch.
 const TASK_ROWS: usize = 32;
-/// Batches in flight between two stages (bounds memory).
-const IN_FLIGHT: usize = 2;
+/// Batches in flight between two stages (bounds memory: a few MB of text each).
+const IN_FLIGHT: usize = 8;
 
 /// A row on its way from the reader to the workers.
 struct ReadRow {
@@ -328,11 +338,13 @@ impl Stage<'_> {
     }
 }
 
-/// The in-order part: rejects, drops, id uniqueness, dedup and the Parquet sink.
+/// The in-order part: rejects, drops, id uniqueness and dedup. Kept records collect in `kept`
+/// for the Parquet writer.
 struct Pipeline {
     norm: NormStats,
     dedup: Dedup,
-    sink: njp_datasets::io::ParquetSink,
+    kept: Vec<Record>,
+    ok: u64,
     rejects: RejectSink,
     dropped: BTreeMap<String, u64>,
     ids: FxHashMap<String, Origin>,
@@ -392,9 +404,21 @@ impl Pipeline {
                 return Ok(());
             }
         }
-        self.sink.push(&rec)?;
+        self.ok += 1;
+        self.kept.push(rec);
         Ok(())
     }
+}
+
+/// The writer stage: kept records, batch by batch, into the Parquet sink (Arrow building and
+/// zstd compression run here, beside the in-order stage). Returns the sink, not finished.
+fn write_records(mut sink: ParquetSink, rx: Receiver<Vec<Record>>) -> Result<ParquetSink> {
+    for records in rx {
+        for rec in &records {
+            sink.push(rec)?;
+        }
+    }
+    Ok(sink)
 }
 
 /// The reader stage: rows of every input in order, in batches. Returns whether `limit` cut
@@ -512,7 +536,8 @@ pub fn ingest(
     let mut p = Pipeline {
         norm: NormStats::default(),
         dedup,
-        sink,
+        kept: Vec::new(),
+        ok: 0,
         rejects: RejectSink::new(staging.rejects_path()),
         dropped: BTreeMap::new(),
         ids: FxHashMap::default(),
@@ -546,12 +571,13 @@ pub fn ingest(
     };
     let mut forest = oasst.then(OasstForest::default);
     let mut read = 0u64;
-    // Three stages: the reader (one thread), the row-local work (rayon, batch by batch) and
-    // the in-order part here. Batches keep their order through the channels, and rayon's
-    // indexed collect keeps the order within a batch.
+    // Four stages: the reader (one thread), the row-local work (rayon, batch by batch), the
+    // in-order part here and the Parquet writer (one thread). Batches keep their order through
+    // the channels, and rayon's indexed collect keeps the order within a batch.
     let (raw_tx, raw_rx) = sync_channel::<Vec<ReadRow>>(IN_FLIGHT);
     let (done_tx, done_rx) = sync_channel(IN_FLIGHT);
-    let limited = std::thread::scope(|s| -> Result<bool> {
+    let (kept_tx, kept_rx) = sync_channel::<Vec<Record>>(IN_FLIGHT);
+    let (limited, mut sink) = std::thread::scope(|s| -> Result<(bool, ParquetSink)> {
         let reader = s.spawn(|| read_inputs(inputs, &read_opts, opts.limit, raw_tx));
         let stage = &stage;
         let worker = s.spawn(move || {
@@ -561,13 +587,13 @@ pub fn ingest(
                 }
             }
         });
+        let writer = s.spawn(move || write_records(sink, kept_rx));
         let mut in_order = || -> Result<()> {
             for batch in &done_rx {
                 for (at, outcome, st) in batch {
-                    let at: At = at;
                     read += 1;
                     if read.is_multiple_of(4096) {
-                        progress.rows(read, p.sink.rows());
+                        progress.rows(read, p.ok);
                     }
                     p.norm.add(&st);
                     let label = inputs[at.file].label.as_str();
@@ -601,21 +627,29 @@ pub fn ingest(
                         }
                     }
                 }
+                // A closed channel means the writer failed: its error is reported below.
+                if kept_tx.send(std::mem::take(&mut p.kept)).is_err() {
+                    break;
+                }
             }
             Ok(())
         };
         let done = in_order();
         // On an error here the other stages see their channel closed and stop.
         drop(done_rx);
+        drop(kept_tx);
         let worked = worker.join();
+        let written = writer.join();
         let limited = reader
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         if let Err(panic) = worked {
             std::panic::resume_unwind(panic);
         }
+        let sink = written.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         done?;
-        limited
+        let sink = sink?;
+        Ok((limited?, sink))
     })?;
     let mut extra_stats = serde_json::Map::new();
     if let Some(forest) = &forest {
@@ -661,9 +695,12 @@ pub fn ingest(
             )?;
         }
     }
-    progress.rows(read, p.sink.rows());
-    let ok = p.sink.rows();
-    p.sink.finish()?;
+    for rec in std::mem::take(&mut p.kept) {
+        sink.push(&rec)?;
+    }
+    progress.rows(read, p.ok);
+    let ok = sink.finish()?;
+    debug_assert_eq!(ok, p.ok);
     let rejected = p.rejects.count();
     let first_rejects = p.rejects.first().to_vec();
     let reasons = p.rejects.reason_counts();
