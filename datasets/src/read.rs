@@ -1006,6 +1006,35 @@ mod tests {
     }
 
     #[test]
+    fn raw_rows_match_parsed_rows() {
+        let content = "\u{feff}{\"a\":1}\n\n \t\r\n\u{3000}\n{bad\n\u{3000}{\"a\":\"\u{3042}\"}\r\n{\"a\":2} x";
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["x.jsonl", "x.csv"] {
+            let path = dir.path().join(name);
+            let content = if name.ends_with(".csv") {
+                "q,a\n\"x,y\",1\n\"unclosed,2\n"
+            } else {
+                content
+            };
+            std::fs::write(&path, content).unwrap();
+            let opts = ReadOptions::default();
+            let rows: Vec<Row> = open_rows(&path, &opts, Arc::default())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let raw: Vec<RawRow> = open_raw_rows(&path, &opts, Arc::default())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(rows.len(), raw.len(), "{name}");
+            for (r, w) in rows.into_iter().zip(raw) {
+                assert_eq!((r.location.line, r.location.row), (w.line, w.row), "{name}");
+                assert_eq!((r.value, r.raw), w.body.parse(), "{name}");
+            }
+        }
+    }
+
+    #[test]
     fn invalid_utf8_names_byte_offset() {
         let err = rows(
             b"{\"a\":\"ok\"}\n{\"a\":\"\x82\xa0\"}\n",
