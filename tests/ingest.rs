@@ -682,3 +682,177 @@ fn an_interrupted_translation_resumes_from_the_cache() {
         r.stderr
     );
 }
+
+/// Rows of every kind the row-local stage tells apart: typed fast-path shapes (ShareGPT,
+/// OpenAI), shapes that need the generic adapter (content parts, extra fields, Alpaca), broken
+/// JSON, blank lines, invalid records, duplicate ids, exact and near duplicates, English rows,
+/// and text the normalizer changes. Enough rows for several reader batches.
+fn mixed_chat_jsonl(rows: usize) -> String {
+    let sentences = [
+        "吾輩は猫である。",
+        "名前はまだ無い。",
+        "どこで生れたかとんと見当がつかぬ。",
+        "何でも薄暗いじめじめした所でニャーニャー泣いていた事だけは記憶している。",
+        "親譲りの無鉄砲で小供の時から損ばかりしている。",
+        "小学校に居る時分学校の二階から飛び降りて一週間ほど腰を抜かした事がある。",
+        "国境の長いトンネルを抜けると雪国であった。",
+        "夜の底が白くなった。",
+    ];
+    let mut out = String::new();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..rows {
+        let r = next();
+        let mut a = String::new();
+        for k in 0..(2 + r % 4) {
+            a.push_str(sentences[((r >> (8 + 3 * k)) % sentences.len() as u64) as usize]);
+            a.push_str(&format!("{}番目。\n", (r >> 20) % 1000));
+        }
+        let q = format!("{}について教えてください。", sentences[i % sentences.len()]);
+        let json = |s: &str| serde_json::to_string(s).unwrap();
+        let line = match i % 23 {
+            0 => "{\"id\": \"broken\", \"conversations\": [".to_string(),
+            1 => String::new(),
+            2 => format!(
+                r#"{{"id": "r{i}", "conversations": [{{"from": "gpt", "value": {}}}]}}"#,
+                json(&a)
+            ),
+            3 => format!(
+                r#"{{"id": "r{}", "conversations": [{{"from": "human", "value": {}}}, {{"from": "gpt", "value": {}}}]}}"#,
+                i.saturating_sub(12),
+                json(&q),
+                json(&a)
+            ),
+            4 => format!(
+                r#"{{"messages": [{{"role": "user", "content": {}}}, {{"role": "assistant", "content": [{{"type": "text", "text": {}}}]}}]}}"#,
+                json(&q),
+                json(&a)
+            ),
+            5 => format!(
+                r#"{{"id": "r{i}", "lang": "ja", "conversations": [{{"from": "human", "value": {}}}, {{"from": "gpt", "value": {}}}]}}"#,
+                json(&q),
+                json(&a)
+            ),
+            6 => format!(
+                r#"{{"id": {i}, "instruction": {}, "output": {}}}"#,
+                json(&q),
+                json(&a)
+            ),
+            7 => format!(
+                r#"{{"id": "r{i}", "conversations": [{{"from": "human", "value": "Tell me about cats, please."}}, {{"from": "gpt", "value": "Cats are small domesticated carnivores."}}]}}"#
+            ),
+            8 => format!(
+                r#"{{"id": "r{i}", "conversations": [{{"from": "human", "value": {}}}, {{"from": "gpt", "value": {}}}]}}"#,
+                json(sentences[0]),
+                json(&format!("{}{}", sentences[1], sentences[2]))
+            ),
+            9 => format!(
+                r#"{{"id": "r{i}", "messages": [{{"role": "user", "content": {}}}, {{"role": "assistant", "content": {}}}]}}"#,
+                json(&format!("\u{feff}{q}\r\n\r\n\r\n")),
+                json(&(a.replace('\n', "\r\n").replace("が", "か\u{3099}") + "  \u{7}"))
+            ),
+            10 => {
+                format!(r#"{{"id": "r{i}", "conversations": [{{"from": "robot", "value": "x"}}]}}"#)
+            }
+            _ => format!(
+                r#"{{"id": "r{i}", "conversations": [{{"from": "human", "value": {}}}, {{"from": "gpt", "value": {}}}]}}"#,
+                json(&q),
+                json(&a)
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn ingest_output_does_not_depend_on_the_thread_count() {
+    let env = Env::new();
+    let data = env.file("chat.jsonl", mixed_chat_jsonl(10_000));
+    let recipe = |name: &str, dedup: bool| {
+        env.file(
+            &format!("{name}.toml"),
+            format!(
+                r#"name = "{name}"
+dataset = "{name}"
+description = "thread-count determinism"
+kind = "conversation"
+license = "LicenseRef-PublicDomain"
+layout = "verified"
+[source]
+type = "local"
+paths = [{data:?}]
+[filter]
+min_japanese = 0.3
+[dedup]
+exact = {dedup}
+near = {dedup}
+"#
+            ),
+        )
+    };
+    let catalog = |home: &Path| Catalog::open(home).unwrap();
+    for (name, dedup) in [("mixed_dedup", true), ("mixed_plain", false)] {
+        let path = recipe(name, dedup);
+        let mut outputs = Vec::new();
+        for threads in ["1", "2", "5"] {
+            let home = env.dir.path().join(format!("home-{name}-{threads}"));
+            let out = env
+                .cmd()
+                .arg("--home")
+                .arg(&home)
+                .args(["--threads", threads, "ingest"])
+                .arg(&path)
+                .args(["--max-reject-ratio", "0.5"])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(0), "{name} x{threads}:\n{stderr}");
+            // Rejects name the file and line (line 1 is the first broken row).
+            assert!(
+                stderr.contains("chat.jsonl:1: invalid JSON"),
+                "{name} x{threads}:\n{stderr}"
+            );
+            let c = catalog(&home);
+            let m = c.resolve(name).unwrap();
+            let rejects = std::fs::read(c.rejects_file(&m).expect("rejects stored")).unwrap();
+            let files: Vec<(String, u64, String)> = m
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.rows, f.sha256.clone()))
+                .collect();
+            outputs.push((threads, m.rows, m.rejects, m.stats.clone(), files, rejects));
+        }
+        let (_, rows, rejects, stats, files, rejects_file) = &outputs[0];
+        // Every kind of row happened.
+        assert!(*rows > 4_000, "{rows}");
+        let ingest = &stats["ingest"];
+        assert!(*rejects > 1_000, "{rejects}");
+        assert!(ingest["dropped"]["japanese share below 0.3"].as_u64() > Some(300));
+        let reasons = ingest["reject_reasons"].to_string();
+        for reason in ["invalid JSON", "duplicate id", "unsupported role"] {
+            assert!(reasons.contains(reason), "{reason}: {reasons}");
+        }
+        assert!(stats["normalize"]["unicode_form"].as_u64() > Some(100));
+        assert!(stats["normalize"]["control_removed"].as_u64() > Some(100));
+        if *name == *"mixed_dedup" {
+            assert!(stats["dedup"]["exact_dropped"].as_u64() > Some(100));
+            assert!(ingest["dropped"]["duplicate (exact)"].as_u64() > Some(100));
+        }
+        for (threads, r, rj, st, f, rf) in &outputs[1..] {
+            assert_eq!((r, rj), (rows, rejects), "{name}: 1 vs {threads} threads");
+            assert_eq!(st, stats, "{name}: 1 vs {threads} threads");
+            assert_eq!(f, files, "{name}: data files, 1 vs {threads} threads");
+            assert!(
+                rf == rejects_file,
+                "{name}: rejects, 1 vs {threads} threads"
+            );
+        }
+    }
+}

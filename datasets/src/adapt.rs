@@ -188,9 +188,16 @@ pub fn adapt(
     mapping: &Mapping,
     defaults: &RowDefaults<'_>,
 ) -> Result<Record, String> {
-    let value = mapping.apply(value)?;
+    // Without a mapping the row is used as is (no copy).
+    let mapped;
+    let value = if mapping.is_empty() {
+        value
+    } else {
+        mapped = mapping.apply(value)?;
+        &mapped
+    };
     // nanochat CustomJSON: a line that is an array of messages.
-    if let (Kind::Conversation, Value::Array(items)) = (kind, &value) {
+    if let (Kind::Conversation, Value::Array(items)) = (kind, value) {
         let messages = messages_from_array(items, "messages")?;
         return Ok(Record::Conversation(Conversation {
             id: defaults.id.to_string(),
@@ -199,10 +206,10 @@ pub fn adapt(
             meta: None,
         }));
     }
-    let Value::Object(obj) = &value else {
+    let Value::Object(obj) = value else {
         return Err(format!(
             "row is {}, expected a JSON object",
-            type_name(&value)
+            type_name(value)
         ));
     };
     match kind {
@@ -477,6 +484,113 @@ fn math(obj: &Map<String, Value>, defaults: &RowDefaults<'_>) -> Result<MathProb
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Typed fast path for the most common conversation shapes
+
+/// A JSON Lines row of a known conversation shape straight to a record, without building a
+/// `serde_json::Value`: `{"id"?, "conversations": [{"from", "value"}…]}` (ShareGPT) or
+/// `{"id"?, "messages": [{"role", "content"}…]}` (OpenAI, string content), with no other fields.
+///
+/// `None` when the row is anything else (other fields, `null`s, content parts, duplicate keys,
+/// an unknown role, invalid JSON…): the caller then parses a `Value` and calls [`adapt`], which
+/// gives the record or the reject reason. Whenever this returns a record, it is the one
+/// [`adapt`] (without a mapping) makes of the same row.
+pub fn conversation_from_json(text: &str, defaults: &RowDefaults<'_>) -> Option<Record> {
+    let row: FastRow = serde_json::from_str(text).ok()?;
+    let items = match (row.conversations, row.messages) {
+        (Some(items), None) | (None, Some(items)) => items,
+        _ => return None,
+    };
+    let mut messages = Vec::with_capacity(items.len());
+    for m in items {
+        // `role` first, then `from`; `content` first, then `value` (as `messages_from_array`).
+        let r = m.role.as_deref().or(m.from.as_deref())?;
+        let role = role(r).ok()?;
+        let content = m.content.or(m.value)?;
+        messages.push(Message {
+            role,
+            parts: vec![Part::text(content)],
+        });
+    }
+    let id = match row.id {
+        None => defaults.id.to_string(),
+        Some(FastId(id)) => id,
+    };
+    Some(Record::Conversation(Conversation {
+        id,
+        messages,
+        source: defaults.source.to_string(),
+        meta: None,
+    }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastRow {
+    #[serde(default)]
+    id: Option<FastId>,
+    #[serde(default, deserialize_with = "present")]
+    conversations: Option<Vec<FastMessage>>,
+    #[serde(default, deserialize_with = "present")]
+    messages: Option<Vec<FastMessage>>,
+}
+
+/// A message field must be a string when present: `null` fails the typed parse (the generic
+/// adapter treats `null` and absent differently for some fields).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastMessage {
+    #[serde(default, deserialize_with = "present")]
+    role: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    from: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    content: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    value: Option<String>,
+}
+
+/// A present field: `Some`, and `null` is an error (absent fields are `None` by `default`).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// An id as [`id_of`] renders it: a string as is, an integer or a boolean as text (`null` is
+/// "no id", handled by `Option`). Floats fail the typed parse.
+struct FastId(String);
+
+impl<'de> serde::Deserialize<'de> for FastId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = FastId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, an integer or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FastId, E> {
+                Ok(FastId(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<FastId, E> {
+                Ok(FastId(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FastId, E> {
+                Ok(FastId(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<FastId, E> {
+                Ok(FastId(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<FastId, E> {
+                Ok(FastId(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +642,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("unsupported role `tool`"), "{err}");
+    }
+
+    #[test]
+    fn typed_fast_path_agrees_with_adapt() {
+        let rows = [
+            r#"{"id": "r1", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a\n\u00e9"}]}"#,
+            r#"{"conversations": [{"from": "human", "value": "q"}]}"#,
+            r#"{"id": 7, "messages": [{"role": "user", "content": "hi"}, {"role": "Assistant", "content": ""}]}"#,
+            r#"{"id": -3, "messages": [{"role": "system", "content": "s"}]}"#,
+            r#"{"id": true, "messages": []}"#,
+            r#"{"id": null, "messages": [{"role": "user", "from": "gpt", "content": "x", "value": "y"}]}"#,
+            r#"{"messages": [{"from": "human", "value": "x"}]}"#,
+        ];
+        for text in rows {
+            let fast = conversation_from_json(text, &d()).unwrap_or_else(|| panic!("{text}"));
+            let v: Value = serde_json::from_str(text).unwrap();
+            let slow = adapt(Kind::Conversation, &v, &Mapping::default(), &d()).unwrap();
+            assert_eq!(fast, slow, "{text}");
+        }
+        // Anything else goes through `adapt` (which makes a record or gives the reason).
+        let others = [
+            r#"{"id": 1.5, "messages": []}"#,
+            r#"{"id": "x", "source": "s", "messages": []}"#,
+            r#"{"id": "x", "extra": 1, "messages": []}"#,
+            r#"{"messages": [], "conversations": []}"#,
+            r#"{"messages": [{"role": "user", "content": null}]}"#,
+            r#"{"messages": [{"role": null, "from": "human", "content": "x"}]}"#,
+            r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}"#,
+            r#"{"messages": [{"role": "tool", "content": "x"}]}"#,
+            r#"{"messages": [{"role": "user", "content": "x", "content": "y"}]}"#,
+            r#"{"messages": [{"role": "user", "content": "x"}]} trailing"#,
+            r#"[{"role": "user", "content": "a"}]"#,
+            r#"{"instruction": "a", "output": "b"}"#,
+            r#"{"id": "x"}"#,
+        ];
+        for text in others {
+            assert!(conversation_from_json(text, &d()).is_none(), "{text}");
+        }
     }
 
     #[test]

@@ -170,6 +170,93 @@ pub fn open_rows(
     opts: &ReadOptions,
     progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn Iterator<Item = Result<Row, ReadError>> + Send>, ReadError> {
+    Ok(match open(path, opts, progress)? {
+        Opened::Lines(lines) => Box::new(lines),
+        Opened::Rows(rows) => rows,
+    })
+}
+
+/// A row as read, before its JSON is parsed ([`open_raw_rows`]).
+#[derive(Debug)]
+pub struct RawRow {
+    /// 1-based line where the row starts (text formats).
+    pub line: Option<u64>,
+    /// 1-based row number within the file.
+    pub row: u64,
+    pub body: RawBody,
+}
+
+/// The content of a [`RawRow`].
+#[derive(Debug)]
+pub enum RawBody {
+    /// A JSON Lines row, not parsed yet: parse it with [`parse_json_line`].
+    Text(String),
+    /// A row of another format, already parsed (as in [`Row`]).
+    Parsed {
+        value: Result<Value, String>,
+        raw: Option<String>,
+    },
+}
+
+impl RawBody {
+    /// The row's value (or why it is unreadable) and its raw text when unreadable, exactly as
+    /// [`open_rows`] yields them.
+    pub fn parse(self) -> (Result<Value, String>, Option<String>) {
+        match self {
+            RawBody::Text(text) => match parse_json_line(&text) {
+                Ok(v) => (Ok(v), None),
+                Err(e) => (Err(e), Some(text)),
+            },
+            RawBody::Parsed { value, raw } => (value, raw),
+        }
+    }
+}
+
+/// Parses one JSON Lines row; the error is the reject reason [`open_rows`] gives.
+pub fn parse_json_line(text: &str) -> Result<Value, String> {
+    serde_json::from_str::<Value>(text).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// Like [`open_rows`], but JSON Lines rows come as unparsed text ([`RawBody::Text`]), so that
+/// the (costly) parsing can run in parallel or be replaced by a typed parse of a known shape.
+/// Locations, row numbering, skipped blank lines and file-level errors are those of
+/// [`open_rows`].
+pub fn open_raw_rows(
+    path: &Path,
+    opts: &ReadOptions,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Box<dyn Iterator<Item = Result<RawRow, ReadError>> + Send>, ReadError> {
+    Ok(match open(path, opts, progress)? {
+        Opened::Lines(mut lines) => Box::new(std::iter::from_fn(move || {
+            Some(lines.next_text()?.map(|(line, row, text)| RawRow {
+                line: Some(line),
+                row,
+                body: RawBody::Text(text.to_string()),
+            }))
+        })),
+        Opened::Rows(rows) => Box::new(rows.map(|r| {
+            r.map(|r| RawRow {
+                line: r.location.line,
+                row: r.location.row,
+                body: RawBody::Parsed {
+                    value: r.value,
+                    raw: r.raw,
+                },
+            })
+        })),
+    })
+}
+
+enum Opened {
+    Lines(Box<JsonLines<BufReader<Utf8Stream>>>),
+    Rows(Box<dyn Iterator<Item = Result<Row, ReadError>> + Send>),
+}
+
+fn open(
+    path: &Path,
+    opts: &ReadOptions,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Opened, ReadError> {
     if !path.exists() {
         return Err(ReadError::Missing {
             path: path.to_path_buf(),
@@ -197,7 +284,7 @@ pub fn open_rows(
         });
     }
     if format == Format::Parquet {
-        return parquet_rows(path, file, progress);
+        return parquet_rows(path, file, progress).map(Opened::Rows);
     }
     let mut buffered = BufReader::with_capacity(
         1 << 16,
@@ -216,14 +303,14 @@ pub fn open_rows(
     let reader = BufReader::with_capacity(1 << 16, text);
     let path = path.to_path_buf();
     Ok(match format {
-        Format::Jsonl => Box::new(JsonLines::new(reader, path)),
-        Format::Json => Box::new(JsonDocument::new(reader, path)?),
-        Format::Csv | Format::Tsv => Box::new(csv_rows(
+        Format::Jsonl => Opened::Lines(Box::new(JsonLines::new(reader, path))),
+        Format::Json => Opened::Rows(Box::new(JsonDocument::new(reader, path)?)),
+        Format::Csv | Format::Tsv => Opened::Rows(Box::new(csv_rows(
             reader,
             path,
             format == Format::Tsv,
             opts.no_header,
-        )),
+        ))),
         Format::Parquet => unreachable!("handled above"),
     })
 }
@@ -414,10 +501,9 @@ impl<R: BufRead> JsonLines<R> {
     }
 }
 
-impl<R: BufRead> Iterator for JsonLines<R> {
-    type Item = Result<Row, ReadError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl JsonLines<BufReader<Utf8Stream>> {
+    /// The next non-blank line: its line number, row number and text (without the newline).
+    fn next_text(&mut self) -> Option<Result<(u64, u64, &str), ReadError>> {
         while !self.done {
             self.buf.clear();
             match self.reader.read_until(b'\n', &mut self.buf) {
@@ -432,27 +518,67 @@ impl<R: BufRead> Iterator for JsonLines<R> {
                 }
             }
             self.line += 1;
-            let text = std::str::from_utf8(&self.buf).expect("validated by Utf8Stream");
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
+            let mut end = self.buf.len();
+            while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
+                end -= 1;
+            }
+            // Blank (only whitespace) lines are skipped. A JSON row starts with an ASCII byte
+            // that is not whitespace, which settles it without decoding the line.
+            let blank = match self.buf[..end]
+                .iter()
+                .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+            {
+                None => true,
+                Some(b) if b.is_ascii() => false,
+                Some(_) => std::str::from_utf8(&self.buf[..end])
+                    .expect("validated by Utf8Stream")
+                    .trim()
+                    .is_empty(),
+            };
+            if blank {
                 continue;
             }
             self.row += 1;
-            let location = Location {
-                file: self.path.clone(),
-                line: Some(self.line),
-                row: self.row,
-            };
-            let value =
-                serde_json::from_str::<Value>(text).map_err(|e| format!("invalid JSON: {e}"));
-            let raw = value.is_err().then(|| text.to_string());
-            return Some(Ok(Row {
-                location,
-                value,
-                raw,
-            }));
+            return Some(Ok((self.line, self.row, utf8_line(&self.buf[..end]))));
         }
         None
+    }
+}
+
+/// A line read from a [`Utf8Stream`], as text, without validating it a second time.
+#[allow(unsafe_code)]
+fn utf8_line(bytes: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: `Utf8Stream` only ever yields valid UTF-8 (checked by `from_utf8` or produced by
+    // the decoder), cut at character boundaries (an incomplete sequence at the end of a read is
+    // kept for the next one, and is an error at the end of the file); a read error ends the
+    // file before its bytes are used. A line is such bytes up to a `\n` (never part of a
+    // multi-byte sequence), less trailing `\n`/`\r`, so it is valid UTF-8 too. This skips a
+    // second validation pass over every JSON Lines file (≈ 4 % of `njp ingest`'s CPU time).
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
+impl Iterator for JsonLines<BufReader<Utf8Stream>> {
+    type Item = Result<Row, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let path = self.path.clone();
+        let (line, row, text) = match self.next_text()? {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        let location = Location {
+            file: path,
+            line: Some(line),
+            row,
+        };
+        let value = parse_json_line(text);
+        let raw = value.is_err().then(|| text.to_string());
+        Some(Ok(Row {
+            location,
+            value,
+            raw,
+        }))
     }
 }
 
@@ -877,6 +1003,35 @@ mod tests {
             "{:?}",
             r[2].value
         );
+    }
+
+    #[test]
+    fn raw_rows_match_parsed_rows() {
+        let content = "\u{feff}{\"a\":1}\n\n \t\r\n\u{3000}\n{bad\n\u{3000}{\"a\":\"\u{3042}\"}\r\n{\"a\":2} x";
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["x.jsonl", "x.csv"] {
+            let path = dir.path().join(name);
+            let content = if name.ends_with(".csv") {
+                "q,a\n\"x,y\",1\n\"unclosed,2\n"
+            } else {
+                content
+            };
+            std::fs::write(&path, content).unwrap();
+            let opts = ReadOptions::default();
+            let rows: Vec<Row> = open_rows(&path, &opts, Arc::default())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let raw: Vec<RawRow> = open_raw_rows(&path, &opts, Arc::default())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(rows.len(), raw.len(), "{name}");
+            for (r, w) in rows.into_iter().zip(raw) {
+                assert_eq!((r.location.line, r.location.row), (w.line, w.row), "{name}");
+                assert_eq!((r.value, r.raw), w.body.parse(), "{name}");
+            }
+        }
     }
 
     #[test]

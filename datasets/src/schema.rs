@@ -13,7 +13,8 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray, StructArray, UInt32Array,
+    Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray, StringBuilder, StructArray,
+    UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::cast;
@@ -138,31 +139,32 @@ pub fn kind_of_schema(schema: &Schema) -> Option<Kind> {
     })
 }
 
-/// Accumulates records of one kind into column vectors; [`BatchBuilder::finish`] makes a batch.
+/// Accumulates records of one kind into column builders; [`BatchBuilder::finish`] makes a
+/// batch. Texts are appended straight into the Arrow buffers (no per-string copy).
 #[derive(Debug)]
 pub struct BatchBuilder {
     kind: Kind,
     rows: usize,
     bytes: usize,
-    ids: Vec<String>,
-    sources: Vec<String>,
-    metas: Vec<Option<String>>,
+    ids: StringBuilder,
+    sources: StringBuilder,
+    metas: StringBuilder,
     // document
-    texts: Vec<String>,
+    texts: StringBuilder,
     // conversation: flattened parts and offsets
     msg_lens: Vec<usize>,
-    roles: Vec<&'static str>,
+    roles: StringBuilder,
     part_lens: Vec<usize>,
-    part_kinds: Vec<&'static str>,
-    part_texts: Vec<String>,
+    part_kinds: StringBuilder,
+    part_texts: StringBuilder,
     // mc and math
-    questions: Vec<String>,
+    questions: StringBuilder,
     choice_lens: Vec<usize>,
-    choices: Vec<String>,
+    choices: StringBuilder,
     answers_idx: Vec<u32>,
-    subjects: Vec<Option<String>>,
-    solutions: Vec<String>,
-    answers: Vec<String>,
+    subjects: StringBuilder,
+    solutions: StringBuilder,
+    answers: StringBuilder,
 }
 
 impl BatchBuilder {
@@ -171,22 +173,22 @@ impl BatchBuilder {
             kind,
             rows: 0,
             bytes: 0,
-            ids: Vec::new(),
-            sources: Vec::new(),
-            metas: Vec::new(),
-            texts: Vec::new(),
+            ids: StringBuilder::new(),
+            sources: StringBuilder::new(),
+            metas: StringBuilder::new(),
+            texts: StringBuilder::new(),
             msg_lens: Vec::new(),
-            roles: Vec::new(),
+            roles: StringBuilder::new(),
             part_lens: Vec::new(),
-            part_kinds: Vec::new(),
-            part_texts: Vec::new(),
-            questions: Vec::new(),
+            part_kinds: StringBuilder::new(),
+            part_texts: StringBuilder::new(),
+            questions: StringBuilder::new(),
             choice_lens: Vec::new(),
-            choices: Vec::new(),
+            choices: StringBuilder::new(),
             answers_idx: Vec::new(),
-            subjects: Vec::new(),
-            solutions: Vec::new(),
-            answers: Vec::new(),
+            subjects: StringBuilder::new(),
+            solutions: StringBuilder::new(),
+            answers: StringBuilder::new(),
         }
     }
 
@@ -230,77 +232,73 @@ impl BatchBuilder {
             .filter(|v| !v.is_null())
             .map(|v| v.to_string());
         self.bytes += m.as_ref().map_or(0, String::len);
-        self.metas.push(m);
+        self.metas.append_option(m);
     }
 
     fn push_document(&mut self, d: &Document) {
         self.bytes += d.id.len() + d.text.len() + d.source.len();
-        self.ids.push(d.id.clone());
-        self.texts.push(d.text.clone());
-        self.sources.push(d.source.clone());
+        self.ids.append_value(&d.id);
+        self.texts.append_value(&d.text);
+        self.sources.append_value(&d.source);
         self.meta_text(&d.meta);
     }
 
     fn push_conversation(&mut self, c: &Conversation) {
         self.bytes += c.id.len() + c.source.len();
-        self.ids.push(c.id.clone());
+        self.ids.append_value(&c.id);
         self.msg_lens.push(c.messages.len());
         for m in &c.messages {
-            self.roles.push(m.role.as_str());
+            self.roles.append_value(m.role.as_str());
             self.part_lens.push(m.parts.len());
             for p in &m.parts {
                 self.bytes += p.text.len() + 8;
-                self.part_kinds.push(p.kind.as_str());
-                self.part_texts.push(p.text.clone());
+                self.part_kinds.append_value(p.kind.as_str());
+                self.part_texts.append_value(&p.text);
             }
         }
-        self.sources.push(c.source.clone());
+        self.sources.append_value(&c.source);
         self.meta_text(&c.meta);
     }
 
     fn push_mc(&mut self, mc: &MultipleChoice) {
         self.bytes += mc.id.len() + mc.question.len() + mc.source.len();
-        self.ids.push(mc.id.clone());
-        self.questions.push(mc.question.clone());
+        self.ids.append_value(&mc.id);
+        self.questions.append_value(&mc.question);
         self.choice_lens.push(mc.choices.len());
         for c in &mc.choices {
             self.bytes += c.len();
-            self.choices.push(c.clone());
+            self.choices.append_value(c);
         }
         self.answers_idx.push(mc.answer);
-        self.subjects.push(mc.subject.clone());
-        self.sources.push(mc.source.clone());
+        self.subjects.append_option(mc.subject.as_deref());
+        self.sources.append_value(&mc.source);
     }
 
     fn push_math(&mut self, m: &MathProblem) {
         self.bytes +=
             m.id.len() + m.question.len() + m.solution.len() + m.answer.len() + m.source.len();
-        self.ids.push(m.id.clone());
-        self.questions.push(m.question.clone());
-        self.solutions.push(m.solution.clone());
-        self.answers.push(m.answer.clone());
-        self.sources.push(m.source.clone());
+        self.ids.append_value(&m.id);
+        self.questions.append_value(&m.question);
+        self.solutions.append_value(&m.solution);
+        self.answers.append_value(&m.answer);
+        self.sources.append_value(&m.source);
     }
 
     /// Builds the batch and resets the builder.
     pub fn finish(&mut self) -> RecordBatch {
         let mut b = std::mem::replace(self, BatchBuilder::new(self.kind));
-        let strings = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
-        let opt_strings = |v: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let strings = |v: &mut StringBuilder| -> ArrayRef { Arc::new(v.finish()) };
         let columns: Vec<ArrayRef> = match b.kind {
             Kind::Document => vec![
-                strings(b.ids),
-                strings(b.texts),
-                strings(b.sources),
-                opt_strings(b.metas),
+                strings(&mut b.ids),
+                strings(&mut b.texts),
+                strings(&mut b.sources),
+                strings(&mut b.metas),
             ],
             Kind::Conversation => {
                 let parts = StructArray::new(
                     part_fields(),
-                    vec![
-                        Arc::new(StringArray::from(std::mem::take(&mut b.part_kinds))) as ArrayRef,
-                        strings(std::mem::take(&mut b.part_texts)),
-                    ],
+                    vec![strings(&mut b.part_kinds), strings(&mut b.part_texts)],
                     None,
                 );
                 let parts_list = ListArray::new(
@@ -311,10 +309,7 @@ impl BatchBuilder {
                 );
                 let messages = StructArray::new(
                     message_fields(),
-                    vec![
-                        Arc::new(StringArray::from(std::mem::take(&mut b.roles))) as ArrayRef,
-                        Arc::new(parts_list),
-                    ],
+                    vec![strings(&mut b.roles), Arc::new(parts_list)],
                     None,
                 );
                 let messages_list = ListArray::new(
@@ -328,34 +323,34 @@ impl BatchBuilder {
                     None,
                 );
                 vec![
-                    strings(b.ids),
+                    strings(&mut b.ids),
                     Arc::new(messages_list),
-                    strings(b.sources),
-                    opt_strings(b.metas),
+                    strings(&mut b.sources),
+                    strings(&mut b.metas),
                 ]
             }
             Kind::MultipleChoice => {
                 let choices = ListArray::new(
                     Arc::new(Field::new("item", DataType::Utf8, false)),
                     OffsetBuffer::from_lengths(b.choice_lens.iter().copied()),
-                    strings(std::mem::take(&mut b.choices)),
+                    strings(&mut b.choices),
                     None,
                 );
                 vec![
-                    strings(b.ids),
-                    strings(b.questions),
+                    strings(&mut b.ids),
+                    strings(&mut b.questions),
                     Arc::new(choices),
-                    Arc::new(UInt32Array::from(b.answers_idx)),
-                    opt_strings(b.subjects),
-                    strings(b.sources),
+                    Arc::new(UInt32Array::from(std::mem::take(&mut b.answers_idx))),
+                    strings(&mut b.subjects),
+                    strings(&mut b.sources),
                 ]
             }
             Kind::Math => vec![
-                strings(b.ids),
-                strings(b.questions),
-                strings(b.solutions),
-                strings(b.answers),
-                strings(b.sources),
+                strings(&mut b.ids),
+                strings(&mut b.questions),
+                strings(&mut b.solutions),
+                strings(&mut b.answers),
+                strings(&mut b.sources),
             ],
         };
         RecordBatch::try_new(schema(b.kind), columns).expect("columns match the canonical schema")

@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 
-use njp_datasets::adapt::{Mapping, RowDefaults, adapt, lookup};
+use njp_datasets::adapt::{Mapping, RowDefaults, adapt, conversation_from_json, lookup};
 use njp_datasets::validate::normalize_number;
-use njp_datasets::{Conversation, MathProblem, Message, Part, Record, Role};
+use njp_datasets::{Conversation, Kind, MathProblem, Message, Part, Record, Role};
 use serde_json::Value;
 
 use crate::recipe::{AdapterKind, Branches, CodeMode, FieldFilter, IfMissing, Recipe};
@@ -138,6 +138,28 @@ pub fn adapt_row(
         AdapterKind::PersonaChat => persona_chat(mapping, value, ctx),
         AdapterKind::OasstTree => Err("oasst_tree rows are adapted per tree".into()),
     }
+}
+
+/// Whether this recipe's JSON Lines rows may take the typed fast path ([`adapt_line`]): the
+/// generic adapter making conversations, without a field mapping or raw-field filters.
+pub fn line_fast_path(recipe: &Recipe, mapping: &Mapping) -> bool {
+    recipe.adapter.kind == AdapterKind::Generic
+        && recipe.kind == Kind::Conversation
+        && mapping.is_empty()
+        && recipe.filter.fields.is_empty()
+}
+
+/// Adapts a JSON Lines row straight from its text when it has a known conversation shape
+/// ([`conversation_from_json`]); the record is the one [`adapt_row`] makes of the parsed row.
+/// `None`: parse the row and use [`adapt_row`]. Only for recipes passing [`line_fast_path`].
+pub fn adapt_line(text: &str, ctx: &RowCtx<'_>) -> Option<Record> {
+    let defaults = RowDefaults {
+        id: ctx.id,
+        source: ctx.source,
+    };
+    let mut rec = conversation_from_json(text, &defaults)?;
+    set_source(&mut rec, ctx.source);
+    Some(rec)
 }
 
 fn set_source(rec: &mut Record, source: &str) {

@@ -59,6 +59,13 @@ pub struct DedupStats {
     pub bands: usize,
 }
 
+/// A text as dedup sees it ([`Dedup::fingerprint`]).
+#[derive(Debug, Clone, Default)]
+pub struct Fingerprint {
+    hash: u128,
+    sig: Option<Vec<u64>>,
+}
+
 /// The dedup index.
 pub struct Dedup {
     spec: DedupSpec,
@@ -214,26 +221,46 @@ impl Dedup {
         idx
     }
 
+    /// Whether `offer` looks at the text at all (exact or near dedup is on).
+    pub fn enabled(&self) -> bool {
+        self.spec.exact || self.spec.near
+    }
+
+    /// What [`Dedup::offer_fingerprint`] needs of a text: its key's hash and (near dedup) its
+    /// MinHash signature. Reads only the settings, so rows can be fingerprinted in parallel.
+    pub fn fingerprint(&self, text: &str) -> Fingerprint {
+        if !self.enabled() {
+            return Fingerprint::default();
+        }
+        let key = dedup_key(text);
+        Fingerprint {
+            hash: xxh3_128(key.as_bytes()),
+            sig: self.spec.near.then(|| self.signature(&key)),
+        }
+    }
+
     /// Offers a row of the dataset being built: `Keep` indexes it, anything else is a drop
     /// (counted and attached to the kept row's cluster).
     pub fn offer(&mut self, label: &str, text: &str) -> Verdict {
+        let fp = self.fingerprint(text);
+        self.offer_fingerprint(label, fp)
+    }
+
+    /// [`Dedup::offer`] with the text already fingerprinted (by [`Dedup::fingerprint`] of a
+    /// `Dedup` with the same settings).
+    pub fn offer_fingerprint(&mut self, label: &str, fp: Fingerprint) -> Verdict {
         self.stats.offered += 1;
-        if !self.spec.exact && !self.spec.near {
+        if !self.enabled() {
             return Verdict::Keep;
         }
-        let key = dedup_key(text);
-        let h = xxh3_128(key.as_bytes());
+        let h = fp.hash;
         if self.spec.exact
             && let Some(&i) = self.exact.get(&h)
         {
             self.stats.exact_dropped += 1;
             return self.dropped(i, label, |of| Verdict::Exact { of });
         }
-        let sig = if self.spec.near {
-            Some(self.signature(&key))
-        } else {
-            None
-        };
+        let sig = fp.sig;
         if let Some(sig) = &sig
             && let Some((i, similarity)) = self.near_match(sig)
         {

@@ -62,6 +62,63 @@ fn is_newline_variant(c: char) -> bool {
     matches!(c, '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
+/// Characters that are NFC (quick check Yes) and starters (combining class 0), whatever
+/// surrounds them: Latin up to U+02FF, common punctuation, arrows and symbols, CJK symbols
+/// without the tone marks U+302A–U+302F, kana without the combining (han)dakuten
+/// U+3099/U+309A, the unified ideographs (extension A included), and the half- and full-width
+/// forms. A text made only of these is NFC. Checked against the Unicode tables by a
+/// test over every one of them.
+fn is_nfc_safe(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{2ff}'
+        | '\u{2010}'..='\u{2027}'
+        | '\u{2030}'..='\u{205e}'
+        | '\u{2190}'..='\u{21ff}'
+        | '\u{2460}'..='\u{24ff}'
+        | '\u{2500}'..='\u{27bf}'
+        | '\u{3000}'..='\u{3029}'
+        | '\u{3400}'..='\u{4dbf}'
+        | '\u{3030}'..='\u{3098}'
+        | '\u{309b}'..='\u{30ff}'
+        | '\u{4e00}'..='\u{9fff}'
+        | '\u{ff00}'..='\u{ffef}')
+}
+
+/// What one pass over a text found (each flag may be a false alarm, never a miss).
+struct Scan {
+    control: bool,
+    newline: bool,
+    nfc_safe: bool,
+}
+
+impl Scan {
+    fn of(s: &str) -> Scan {
+        let mut scan = Scan {
+            control: false,
+            newline: false,
+            nfc_safe: true,
+        };
+        for c in s.chars() {
+            match c {
+                // Printable ASCII, tab, LF and Japanese script: nothing to do.
+                ' '..='~'
+                | '\t'
+                | '\n'
+                | '\u{3000}'..='\u{3029}'
+                | '\u{3030}'..='\u{3098}'
+                | '\u{309b}'..='\u{30ff}'
+                | '\u{4e00}'..='\u{9fff}' => {}
+                c => {
+                    scan.control |= is_control(c);
+                    scan.newline |= is_newline_variant(c);
+                    scan.nfc_safe &= is_nfc_safe(c);
+                }
+            }
+        }
+        scan
+    }
+}
+
 impl Normalizer {
     pub fn new(spec: NormalizeSpec) -> Self {
         Normalizer { spec }
@@ -70,15 +127,17 @@ impl Normalizer {
     /// Normalizes one text; `code` keeps indentation and blank lines.
     pub fn text<'a>(&self, s: &'a str, code: bool, st: &mut NormStats) -> Cow<'a, str> {
         st.texts += 1;
+        // One pass decides which steps can have work to do; most texts are clean.
+        let scan = Scan::of(s);
         let mut cur: Cow<'a, str> = Cow::Borrowed(s);
-        if self.spec.control && cur.chars().any(is_control) {
+        if self.spec.control && scan.control && cur.chars().any(is_control) {
             let before = cur.chars().count();
             let cleaned: String = cur.chars().filter(|&c| !is_control(c)).collect();
             st.control_chars += (before - cleaned.chars().count()) as u64;
             st.control_removed += 1;
             cur = Cow::Owned(cleaned);
         }
-        if self.spec.newlines && cur.chars().any(is_newline_variant) {
+        if self.spec.newlines && scan.newline && cur.chars().any(is_newline_variant) {
             let mut out = String::with_capacity(cur.len());
             let mut chars = cur.chars().peekable();
             while let Some(c) = chars.next() {
@@ -98,7 +157,9 @@ impl Normalizer {
         }
         match self.spec.form {
             Form::Nfc => {
-                if is_nfc_quick(cur.chars()) != IsNormalized::Yes {
+                // Removing characters or turning line breaks into LF keeps a text made of
+                // NFC-safe characters NFC-safe.
+                if !scan.nfc_safe && is_nfc_quick(cur.chars()) != IsNormalized::Yes {
                     let n: String = cur.nfc().collect();
                     if n != cur {
                         st.unicode_form += 1;
@@ -320,6 +381,48 @@ mod tests {
             n.text(code, true, &mut st),
             "def f():\n    return 1\n\n\n\nprint(f())\n"
         );
+    }
+
+    #[test]
+    fn nfc_safe_characters_are_nfc_starters() {
+        use unicode_normalization::char::canonical_combining_class;
+        let mut n = 0;
+        for c in (0..=0x10ffff)
+            .filter_map(char::from_u32)
+            .filter(|&c| is_nfc_safe(c))
+        {
+            assert_eq!(
+                is_nfc_quick(std::iter::once(c)),
+                IsNormalized::Yes,
+                "U+{:04X}",
+                c as u32
+            );
+            assert_eq!(canonical_combining_class(c), 0, "U+{:04X}", c as u32);
+            n += 1;
+        }
+        assert!(n > 20_000, "{n}");
+        // The scan flags every text the slow checks would act on.
+        for s in [
+            "か\u{3099}",
+            "a\u{301}",
+            "\u{f900}",
+            "x\u{85}y",
+            "x\u{2028}",
+            "\r",
+            "\u{feff}",
+            "\u{7}",
+            "\u{9f}",
+        ] {
+            let scan = Scan::of(s);
+            assert!(
+                !scan.nfc_safe || scan.control || scan.newline,
+                "{s:?} passes the scan"
+            );
+            assert_eq!(scan.control, s.chars().any(is_control), "{s:?}");
+            assert_eq!(scan.newline, s.chars().any(is_newline_variant), "{s:?}");
+        }
+        let scan = Scan::of("吾輩は猫である。ｶﾀｶﾅ　ＡＢＣ「」… abc\n\t");
+        assert!(!scan.control && !scan.newline);
     }
 
     #[test]

@@ -6,11 +6,24 @@
 //! cannot be read, adapted or validated are **rejects** (stored in the rejects table with file,
 //! line, row, reason and raw text); rows that are valid but filtered out or duplicates are
 //! **drops**, counted by reason in the manifest's stats. Nothing disappears without a count.
+//!
+//! Parallelism: a reader thread cuts the input into batches of raw rows; the row-local steps
+//! (JSON parsing — a typed parse for ShareGPT/OpenAI rows, the `Value` route otherwise —, raw
+//! filters, adapter, normalization, validation, text filters, dedup fingerprints) run on the
+//! rayon pool; the order-dependent steps (rejects, drop counts, id uniqueness, dedup decisions)
+//! run in input order on the calling thread, and a writer thread builds and compresses the
+//! Parquet file. The output (data, rejects, manifest stats) is byte-identical whatever the
+//! number of threads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use serde_json::Value;
 
 use njp_catalog::import::{Reject, RejectSink};
 use njp_catalog::manifest::{Draft, Manifest, Source, SourceFile};
@@ -18,10 +31,13 @@ use njp_catalog::store::sha256_file;
 use njp_catalog::{Catalog, Parent};
 use njp_datasets::Record;
 use njp_datasets::adapt::Mapping;
-use njp_datasets::read::{ReadOptions, detect_format, encoding_for_label, open_rows};
+use njp_datasets::io::ParquetSink;
+use njp_datasets::read::{RawBody, ReadOptions, detect_format, encoding_for_label, open_raw_rows};
 
-use crate::adapters::{Adapted, OasstForest, RowCtx, adapt_row, field_filters};
-use crate::dedup::{Dedup, DedupStats, Verdict};
+use crate::adapters::{
+    Adapted, OasstForest, RowCtx, adapt_line, adapt_row, field_filters, line_fast_path,
+};
+use crate::dedup::{Dedup, DedupStats, Fingerprint, Verdict};
 use crate::error::{Error, Result};
 use crate::hub::{DownloadProgress, DownloadStats, Hub};
 use crate::normalize::{NormStats, Normalizer, japanese_share, record_text};
@@ -152,62 +168,223 @@ pub struct IngestReport {
     pub max_reject_ratio: f64,
 }
 
-struct Pipeline<'a> {
-    recipe: &'a Recipe,
-    normalizer: Normalizer,
-    norm: NormStats,
-    dedup: Dedup,
-    sink: njp_datasets::io::ParquetSink,
-    rejects: RejectSink,
-    dropped: BTreeMap<String, u64>,
-    ids: HashMap<String, String>,
+/// Rows the reader hands to the workers at a time (small batches keep the stages flowing; the
+/// writer's zstd work comes in bursts).
+const BATCH_ROWS: usize = 1024;
+/// Rows per parallel task within a batch.
+const TASK_ROWS: usize = 32;
+/// Batches in flight between two stages (bounds memory: a few MB of text each).
+const IN_FLIGHT: usize = 8;
+
+/// A row on its way from the reader to the workers.
+struct ReadRow {
+    at: At,
+    body: RawBody,
 }
 
-impl Pipeline<'_> {
+/// Where a row is: input file (index), line and row.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    file: usize,
+    line: Option<u64>,
+    row: u64,
+}
+
+/// What the row-local (parallel) stage made of a row.
+enum Outcome {
+    Reject {
+        reason: String,
+        raw: Option<String>,
+    },
+    Drop(String),
+    /// An `oasst_tree` message row: added to the forest in input order.
+    Oasst(Value),
+    Records(Vec<Checked>),
+}
+
+/// A record after normalization, validation and the text filters: what is left to do (id
+/// uniqueness, dedup, writing) depends on the rows before it and runs in input order.
+enum Checked {
+    Invalid { reason: String, raw: Option<String> },
+    Dropped(String),
+    Valid { rec: Record, fp: Fingerprint },
+}
+
+/// Where a kept record's id was first seen (for duplicate-id rejects).
+enum Origin {
+    Row { file: usize, row: u64 },
+    Named(String),
+}
+
+/// The row-local work: parse, filter raw fields, adapt, normalize, validate, text filters,
+/// dedup fingerprints. Pure (no state carried between rows), so rows run in parallel and the
+/// result does not depend on the number of threads.
+struct Stage<'a> {
+    recipe: &'a Recipe,
+    mapping: &'a Mapping,
+    normalizer: &'a Normalizer,
+    /// Only for [`Dedup::fingerprint`] (same settings as the pipeline's index).
+    fingerprints: &'a Dedup,
+    inputs: &'a [Input],
+    stems: &'a [String],
+    fast: bool,
+    oasst: bool,
+}
+
+impl Stage<'_> {
+    fn row(&self, r: ReadRow, st: &mut NormStats) -> Outcome {
+        let input = &self.inputs[r.at.file];
+        // Row numbers are unique per file (a CSV row may span lines): default ids use them.
+        let origin = format!("{}:{}", input.label, r.at.row);
+        let ctx = RowCtx {
+            id: &origin,
+            source: &self.recipe.name,
+            file_stem: &self.stems[r.at.file],
+        };
+        let (value, raw) = match r.body {
+            RawBody::Text(text) => {
+                if self.fast
+                    && let Some(rec) = adapt_line(&text, &ctx)
+                {
+                    return Outcome::Records(vec![self.check(rec, st)]);
+                }
+                RawBody::Text(text).parse()
+            }
+            body => body.parse(),
+        };
+        let value = match value {
+            Ok(v) => v,
+            Err(reason) => return Outcome::Reject { reason, raw },
+        };
+        match field_filters(&self.recipe.filter.fields, &value) {
+            Ok(None) => {}
+            Ok(Some(reason)) => return Outcome::Drop(reason),
+            Err(reason) => {
+                return Outcome::Reject {
+                    reason,
+                    raw: Some(value.to_string()),
+                };
+            }
+        }
+        if self.oasst {
+            return Outcome::Oasst(value);
+        }
+        match adapt_row(self.recipe, self.mapping, &value, &ctx) {
+            Ok(Adapted::Records(recs)) => {
+                Outcome::Records(recs.into_iter().map(|r| self.check(r, st)).collect())
+            }
+            Ok(Adapted::Dropped(reason)) => Outcome::Drop(reason),
+            Err(reason) => Outcome::Reject {
+                reason,
+                raw: Some(value.to_string()),
+            },
+        }
+    }
+
+    fn check(&self, mut rec: Record, st: &mut NormStats) -> Checked {
+        self.normalizer.record(&mut rec, st);
+        if let Err(e) = rec.validate() {
+            return Checked::Invalid {
+                reason: e.to_string(),
+                raw: serde_json::to_string(&rec).ok(),
+            };
+        }
+        let f = &self.recipe.filter;
+        let needs_text = f.min_japanese.is_some()
+            || f.min_chars.is_some()
+            || f.max_chars.is_some()
+            || self.fingerprints.enabled();
+        if !needs_text {
+            return Checked::Valid {
+                rec,
+                fp: Fingerprint::default(),
+            };
+        }
+        let text = record_text(&rec);
+        if let Some(min) = f.min_japanese {
+            let (share, _) = japanese_share(&text);
+            if share < min {
+                return Checked::Dropped(format!("japanese share below {min}"));
+            }
+        }
+        if f.min_chars.is_some() || f.max_chars.is_some() {
+            let chars = text.chars().count();
+            if let Some(min) = f.min_chars
+                && chars < min
+            {
+                return Checked::Dropped(format!("shorter than {min} characters"));
+            }
+            if let Some(max) = f.max_chars
+                && chars > max
+            {
+                return Checked::Dropped(format!("longer than {max} characters"));
+            }
+        }
+        let fp = self.fingerprints.fingerprint(&text);
+        Checked::Valid { rec, fp }
+    }
+
+    /// A batch of rows, in parallel; the outcomes come back in input order.
+    fn batch(&self, rows: Vec<ReadRow>) -> Vec<(At, Outcome, NormStats)> {
+        rows.into_par_iter()
+            .with_min_len(TASK_ROWS)
+            .map(|r| {
+                let at = r.at;
+                let mut st = NormStats::default();
+                let outcome = self.row(r, &mut st);
+                (at, outcome, st)
+            })
+            .collect()
+    }
+}
+
+/// The in-order part: rejects, drops, id uniqueness and dedup. Kept records collect in `kept`
+/// for the Parquet writer.
+struct Pipeline {
+    norm: NormStats,
+    dedup: Dedup,
+    kept: Vec<Record>,
+    ok: u64,
+    rejects: RejectSink,
+    dropped: BTreeMap<String, u64>,
+    ids: FxHashMap<String, Origin>,
+}
+
+impl Pipeline {
     fn drop(&mut self, reason: impl Into<String>) {
         *self.dropped.entry(reason.into()).or_default() += 1;
     }
 
-    fn push(
+    /// Takes a checked record located at `loc` (file label, line, row).
+    fn commit(
         &mut self,
-        mut rec: Record,
-        origin: &str,
-        loc: (String, Option<u64>, u64),
+        inputs: &[Input],
+        loc: (&str, Option<u64>, u64),
+        origin: Origin,
+        checked: Checked,
     ) -> Result<()> {
-        self.normalizer.record(&mut rec, &mut self.norm);
-        if let Err(e) = rec.validate() {
-            let raw = serde_json::to_string(&rec).ok();
-            self.rejects
-                .push_at(loc.0, loc.1, loc.2, e.to_string(), raw)?;
-            return Ok(());
-        }
-        let text = record_text(&rec);
-        let f = &self.recipe.filter;
-        if let Some(min) = f.min_japanese {
-            let (share, _) = japanese_share(&text);
-            if share < min {
-                self.drop(format!("japanese share below {min}"));
+        let (rec, fp) = match checked {
+            Checked::Invalid { reason, raw } => {
+                return self
+                    .rejects
+                    .push_at(loc.0.to_string(), loc.1, loc.2, reason, raw)
+                    .map_err(Into::into);
+            }
+            Checked::Dropped(reason) => {
+                self.drop(reason);
                 return Ok(());
             }
-        }
-        let chars = text.chars().count();
-        if let Some(min) = f.min_chars
-            && chars < min
-        {
-            self.drop(format!("shorter than {min} characters"));
-            return Ok(());
-        }
-        if let Some(max) = f.max_chars
-            && chars > max
-        {
-            self.drop(format!("longer than {max} characters"));
-            return Ok(());
-        }
-        let id = rec.id().to_string();
-        if let Some(first) = self.ids.get(&id) {
+            Checked::Valid { rec, fp } => (rec, fp),
+        };
+        let id = rec.id();
+        if let Some(first) = self.ids.get(id) {
+            let first = match first {
+                Origin::Row { file, row } => format!("{}:{row}", inputs[*file].label),
+                Origin::Named(s) => s.clone(),
+            };
             let raw = serde_json::to_string(&rec).ok();
             self.rejects.push_at(
-                loc.0,
+                loc.0.to_string(),
                 loc.1,
                 loc.2,
                 format!("duplicate id `{id}` (first seen at {first})"),
@@ -215,8 +392,8 @@ impl Pipeline<'_> {
             )?;
             return Ok(());
         }
-        self.ids.insert(id.clone(), origin.to_string());
-        match self.dedup.offer(&id, &text) {
+        self.ids.insert(id.to_string(), origin);
+        match self.dedup.offer_fingerprint(id, fp) {
             Verdict::Keep => {}
             Verdict::Exact { .. } => {
                 self.drop("duplicate (exact)");
@@ -227,9 +404,74 @@ impl Pipeline<'_> {
                 return Ok(());
             }
         }
-        self.sink.push(&rec)?;
+        self.ok += 1;
+        self.kept.push(rec);
         Ok(())
     }
+}
+
+/// The writer stage: kept records, batch by batch, into the Parquet sink (Arrow building and
+/// zstd compression run here, beside the in-order stage). Returns the sink, not finished.
+fn write_records(mut sink: ParquetSink, rx: Receiver<Vec<Record>>) -> Result<ParquetSink> {
+    for records in rx {
+        for rec in &records {
+            sink.push(rec)?;
+        }
+    }
+    Ok(sink)
+}
+
+/// The reader stage: rows of every input in order, in batches. Returns whether `limit` cut
+/// the input short. Stops quietly when the next stage has gone (it failed).
+fn read_inputs(
+    inputs: &[Input],
+    read_opts: &ReadOptions,
+    limit: Option<u64>,
+    tx: SyncSender<Vec<ReadRow>>,
+) -> Result<bool> {
+    let mut read = 0u64;
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    for (file, input) in inputs.iter().enumerate() {
+        // Cached hub blobs are named by hash: the format comes from the repository path.
+        let mut ro = read_opts.clone();
+        if ro.format.is_none() {
+            ro.format = detect_format(std::path::Path::new(&input.label));
+        }
+        let rows = open_raw_rows(&input.path, &ro, Arc::new(AtomicU64::new(0)))
+            .map_err(|e| relabel(e, input))?;
+        for row in rows {
+            if limit.is_some_and(|l| read >= l) {
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                return Ok(true);
+            }
+            let row = row.map_err(|e| relabel(e, input))?;
+            read += 1;
+            batch.push(ReadRow {
+                at: At {
+                    file,
+                    line: row.line,
+                    row: row.row,
+                },
+                body: row.body,
+            });
+            if batch.len() >= BATCH_ROWS
+                && tx
+                    .send(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(BATCH_ROWS),
+                    ))
+                    .is_err()
+            {
+                return Ok(false);
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+    Ok(false)
 }
 
 fn read_options(recipe: &Recipe) -> Result<ReadOptions> {
@@ -292,94 +534,123 @@ pub fn ingest(
     let mut staging = catalog.stage(&name)?;
     let sink = staging.sink(recipe.kind)?;
     let mut p = Pipeline {
-        recipe,
-        normalizer,
         norm: NormStats::default(),
         dedup,
-        sink,
+        kept: Vec::new(),
+        ok: 0,
         rejects: RejectSink::new(staging.rejects_path()),
         dropped: BTreeMap::new(),
-        ids: HashMap::new(),
+        ids: FxHashMap::default(),
     };
-    let mut forest = (recipe.adapter.kind == AdapterKind::OasstTree).then(OasstForest::default);
+    let inputs = &fetched.inputs;
+    let stems: Vec<String> = inputs
+        .iter()
+        .map(|input| {
+            input
+                .label
+                .rsplit('/')
+                .next()
+                .unwrap_or(&input.label)
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let oasst = recipe.adapter.kind == AdapterKind::OasstTree;
+    let fingerprints = Dedup::new(&recipe.dedup);
+    let stage = Stage {
+        recipe,
+        mapping: &mapping,
+        normalizer: &normalizer,
+        fingerprints: &fingerprints,
+        inputs,
+        stems: &stems,
+        fast: line_fast_path(recipe, &mapping),
+        oasst,
+    };
+    let mut forest = oasst.then(OasstForest::default);
     let mut read = 0u64;
-    let mut limited = false;
-    'files: for input in &fetched.inputs {
-        // Cached hub blobs are named by hash: the format comes from the repository path.
-        let mut ro = read_opts.clone();
-        if ro.format.is_none() {
-            ro.format = detect_format(std::path::Path::new(&input.label));
-        }
-        let rows = open_rows(&input.path, &ro, Arc::new(AtomicU64::new(0)))
-            .map_err(|e| relabel(e, input))?;
-        let stem = input
-            .label
-            .rsplit('/')
-            .next()
-            .unwrap_or(&input.label)
-            .split('.')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        for row in rows {
-            if opts.limit.is_some_and(|l| read >= l) {
-                limited = true;
-                break 'files;
-            }
-            let row = row.map_err(|e| relabel(e, input))?;
-            read += 1;
-            if read.is_multiple_of(4096) {
-                progress.rows(read, p.sink.rows());
-            }
-            // Row numbers are unique per file (a CSV row may span lines): default ids use them.
-            let origin = format!("{}:{}", input.label, row.location.row);
-            let loc = (input.label.clone(), row.location.line, row.location.row);
-            let value = match &row.value {
-                Ok(v) => v,
-                Err(reason) => {
-                    p.rejects
-                        .push_at(loc.0, loc.1, loc.2, reason.clone(), row.raw.clone())?;
-                    continue;
-                }
-            };
-            match field_filters(&recipe.filter.fields, value) {
-                Ok(None) => {}
-                Ok(Some(reason)) => {
-                    p.drop(reason);
-                    continue;
-                }
-                Err(reason) => {
-                    p.rejects
-                        .push_at(loc.0, loc.1, loc.2, reason, Some(value.to_string()))?;
-                    continue;
+    // Four stages: the reader (one thread), the row-local work (rayon, batch by batch), the
+    // in-order part here and the Parquet writer (one thread). Batches keep their order through
+    // the channels, and rayon's indexed collect keeps the order within a batch.
+    let (raw_tx, raw_rx) = sync_channel::<Vec<ReadRow>>(IN_FLIGHT);
+    let (done_tx, done_rx) = sync_channel(IN_FLIGHT);
+    let (kept_tx, kept_rx) = sync_channel::<Vec<Record>>(IN_FLIGHT);
+    let (limited, mut sink) = std::thread::scope(|s| -> Result<(bool, ParquetSink)> {
+        let reader = s.spawn(|| read_inputs(inputs, &read_opts, opts.limit, raw_tx));
+        let stage = &stage;
+        let worker = s.spawn(move || {
+            for batch in raw_rx {
+                if done_tx.send(stage.batch(batch)).is_err() {
+                    break;
                 }
             }
-            if let Some(forest) = &mut forest {
-                if let Err(reason) = forest.add(recipe, &mapping, value, &origin) {
-                    p.rejects
-                        .push_at(loc.0, loc.1, loc.2, reason, Some(value.to_string()))?;
-                }
-                continue;
-            }
-            let ctx = RowCtx {
-                id: &origin,
-                source: &recipe.name,
-                file_stem: &stem,
-            };
-            match adapt_row(recipe, &mapping, value, &ctx) {
-                Ok(Adapted::Records(recs)) => {
-                    for r in recs {
-                        p.push(r, &origin, loc.clone())?;
+        });
+        let writer = s.spawn(move || write_records(sink, kept_rx));
+        let mut in_order = || -> Result<()> {
+            for batch in &done_rx {
+                for (at, outcome, st) in batch {
+                    read += 1;
+                    if read.is_multiple_of(4096) {
+                        progress.rows(read, p.ok);
+                    }
+                    p.norm.add(&st);
+                    let label = inputs[at.file].label.as_str();
+                    match outcome {
+                        Outcome::Reject { reason, raw } => {
+                            p.rejects
+                                .push_at(label.to_string(), at.line, at.row, reason, raw)?;
+                        }
+                        Outcome::Drop(reason) => p.drop(reason),
+                        Outcome::Oasst(value) => {
+                            let forest = forest.as_mut().expect("oasst recipe");
+                            let origin = format!("{label}:{}", at.row);
+                            if let Err(reason) = forest.add(recipe, &mapping, &value, &origin) {
+                                p.rejects.push_at(
+                                    label.to_string(),
+                                    at.line,
+                                    at.row,
+                                    reason,
+                                    Some(value.to_string()),
+                                )?;
+                            }
+                        }
+                        Outcome::Records(checked) => {
+                            for c in checked {
+                                let origin = Origin::Row {
+                                    file: at.file,
+                                    row: at.row,
+                                };
+                                p.commit(inputs, (label, at.line, at.row), origin, c)?;
+                            }
+                        }
                     }
                 }
-                Ok(Adapted::Dropped(reason)) => p.drop(reason),
-                Err(reason) => {
-                    p.rejects
-                        .push_at(loc.0, loc.1, loc.2, reason, Some(value.to_string()))?;
+                // A closed channel means the writer failed: its error is reported below.
+                if kept_tx.send(std::mem::take(&mut p.kept)).is_err() {
+                    break;
                 }
             }
+            Ok(())
+        };
+        let done = in_order();
+        // On an error here the other stages see their channel closed and stop.
+        drop(done_rx);
+        drop(kept_tx);
+        let worked = worker.join();
+        let written = writer.join();
+        let limited = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if let Err(panic) = worked {
+            std::panic::resume_unwind(panic);
         }
-    }
+        let sink = written.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        done?;
+        let sink = sink?;
+        Ok((limited?, sink))
+    })?;
     let mut extra_stats = serde_json::Map::new();
     if let Some(forest) = &forest {
         let (convs, st) = forest.finish(recipe.adapter.branches.unwrap_or_default(), &recipe.name);
@@ -402,19 +673,34 @@ pub fn ingest(
             "oasst".into(),
             serde_json::to_value(&st).expect("serializes"),
         );
-        for (origin, c) in convs {
+        let checked: Vec<(String, Checked, NormStats)> = convs
+            .into_par_iter()
+            .with_min_len(TASK_ROWS)
+            .map(|(origin, c)| {
+                let mut st = NormStats::default();
+                let checked = stage.check(Record::Conversation(c), &mut st);
+                (origin, checked, st)
+            })
+            .collect();
+        for (origin, c, st) in checked {
+            p.norm.add(&st);
             let (file, line) = origin.rsplit_once(':').unwrap_or((origin.as_str(), "0"));
             let n: u64 = line.parse().unwrap_or(0);
-            p.push(
-                Record::Conversation(c),
-                &origin,
-                (file.to_string(), Some(n), n),
+            let file = file.to_string();
+            p.commit(
+                inputs,
+                (&file, Some(n), n),
+                Origin::Named(origin.clone()),
+                c,
             )?;
         }
     }
-    progress.rows(read, p.sink.rows());
-    let ok = p.sink.rows();
-    p.sink.finish()?;
+    for rec in std::mem::take(&mut p.kept) {
+        sink.push(&rec)?;
+    }
+    progress.rows(read, p.ok);
+    let ok = sink.finish()?;
+    debug_assert_eq!(ok, p.ok);
     let rejected = p.rejects.count();
     let first_rejects = p.rejects.first().to_vec();
     let reasons = p.rejects.reason_counts();

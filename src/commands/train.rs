@@ -227,7 +227,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn run(ctx: &Ctx, cmd: TrainCommand) -> anyhow::Result<ExitStatus> {
-    keep_freed_memory();
+    super::keep_freed_memory();
     match cmd {
         TrainCommand::Base(a) => run_stage(ctx, Stage::Base, a),
         TrainCommand::Mid(a) => run_stage(ctx, Stage::Mid, a),
@@ -235,26 +235,6 @@ pub(crate) fn run(ctx: &Ctx, cmd: TrainCommand) -> anyhow::Result<ExitStatus> {
         TrainCommand::Import(a) => import(ctx, a),
         TrainCommand::Export(a) => export(ctx, a),
         TrainCommand::Bench(a) => bench(ctx, a),
-    }
-}
-
-/// Keeps large freed blocks in the heap for reuse.
-///
-/// glibc serves every allocation above its mmap threshold (at most 32 MiB by default) with a
-/// fresh `mmap` and unmaps it on free, so each CPU training step re-faults and zeroes hundreds of
-/// MiB of pages (the `[B·T, vocab]` logits and their gradients): 16 % of a `tiny` step in `perf`.
-/// A fixed 1 GiB threshold and a 2 GiB trim threshold keep those blocks in the heap; the step
-/// gets ≈ 20 % faster (bench/RESULTS.md) for a peak RSS that stays where it was.
-#[allow(unsafe_code)]
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; it is called before training starts.
-    unsafe {
-        let ok = libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30) == 1
-            && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1;
-        if !ok {
-            tracing::debug!("mallopt refused the allocator thresholds; keeping glibc's defaults");
-        }
     }
 }
 
