@@ -260,6 +260,34 @@ pub enum Record {
 }
 
 impl Record {
+    /// All of the record's text in one string, for deduplication, filters and contamination
+    /// checks: a document's text; a conversation's parts with a newline after each message; a
+    /// question and its choices on separate lines; a math question and its solution.
+    pub fn text(&self) -> String {
+        match self {
+            Record::Document(d) => d.text.clone(),
+            Record::Conversation(c) => {
+                let mut s = String::new();
+                for m in &c.messages {
+                    for p in &m.parts {
+                        s.push_str(&p.text);
+                    }
+                    s.push('\n');
+                }
+                s
+            }
+            Record::MultipleChoice(mc) => {
+                let mut s = mc.question.clone();
+                for c in &mc.choices {
+                    s.push('\n');
+                    s.push_str(c);
+                }
+                s
+            }
+            Record::Math(m) => format!("{}\n{}", m.question, m.solution),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Record::Document(_) => Kind::Document,

@@ -297,33 +297,6 @@ pub fn japanese_share(text: &str) -> (f64, usize) {
     }
 }
 
-/// The text a record is judged on (language share, length, duplicates): documents' text,
-/// every message, question + choices, question + solution.
-pub fn record_text(r: &Record) -> String {
-    match r {
-        Record::Document(d) => d.text.clone(),
-        Record::Conversation(c) => {
-            let mut s = String::new();
-            for m in &c.messages {
-                for p in &m.parts {
-                    s.push_str(&p.text);
-                }
-                s.push('\n');
-            }
-            s
-        }
-        Record::MultipleChoice(mc) => {
-            let mut s = mc.question.clone();
-            for c in &mc.choices {
-                s.push('\n');
-                s.push_str(c);
-            }
-            s
-        }
-        Record::Math(m) => format!("{}\n{}", m.question, m.solution),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ use crate::adapters::{
 use crate::dedup::{Dedup, DedupStats, Fingerprint, Verdict};
 use crate::error::{Error, Result};
 use crate::hub::{DownloadProgress, DownloadStats, Hub};
-use crate::normalize::{NormStats, Normalizer, japanese_share, record_text};
+use crate::normalize::{NormStats, Normalizer, japanese_share};
 use crate::recipe::{AdapterKind, Recipe, SourceType};
 
 /// One input file.
@@ -300,7 +300,7 @@ impl Stage<'_> {
                 fp: Fingerprint::default(),
             };
         }
-        let text = record_text(&rec);
+        let text = rec.text();
         if let Some(min) = f.min_japanese {
             let (share, _) = japanese_share(&text);
             if share < min {
@@ -517,7 +517,7 @@ pub fn ingest(
             Ok(m) => {
                 for r in catalog.records(&m)? {
                     let r = r?;
-                    dedup.add_reference(&format!("{}:{}", m.id(), r.id()), &record_text(&r));
+                    dedup.add_reference(&format!("{}:{}", m.id(), r.id()), &r.text());
                 }
                 parents.push(Parent {
                     name: m.name.clone(),

@@ -67,32 +67,6 @@ fn hash_chars(chars: &[char]) -> u64 {
     h.finish()
 }
 
-/// The text of a record that decontamination looks at.
-pub fn record_text(r: &Record) -> String {
-    match r {
-        Record::Document(d) => d.text.clone(),
-        Record::Conversation(c) => {
-            let mut s = String::new();
-            for m in &c.messages {
-                for p in &m.parts {
-                    s.push_str(&p.text);
-                    s.push('\n');
-                }
-            }
-            s
-        }
-        Record::MultipleChoice(mc) => {
-            let mut s = mc.question.clone();
-            for c in &mc.choices {
-                s.push('\n');
-                s.push_str(c);
-            }
-            s
-        }
-        Record::Math(m) => format!("{}\n{}", m.question, m.solution),
-    }
-}
-
 /// The part of an evaluation record that must not leak into training data: the question for
 /// multiple choice and math, the user turns for conversations, the text for documents.
 pub fn eval_text(r: &Record) -> String {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::audit::{Audit, RowTokens, measure_all};
-use crate::decontam::{EvalItem, Index, eval_text, record_text};
+use crate::decontam::{EvalItem, Index, eval_text};
 use crate::error::{Error, Result};
 use crate::recipe::{Quantity, Recipe};
 use crate::rng::SplitMix64;
@@ -398,7 +398,7 @@ impl Plan {
                     .records
                     .par_iter()
                     .with_min_len(64)
-                    .map(|r| index.check(&record_text(r)))
+                    .map(|r| index.check(&r.text()))
                     .collect();
                 for (i, h) in hits.into_iter().enumerate() {
                     if let Some(h) = h {
