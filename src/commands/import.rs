@@ -125,15 +125,7 @@ pub(crate) fn summarize(printer: &Printer, name: &str, report: &ImportReport) ->
         "read {}, ok {}, rejected {}",
         report.read, report.ok, report.rejected
     ));
-    for r in &report.first_rejects {
-        printer.info(format!("  rejected {r}"));
-    }
-    if report.rejected as usize > report.first_rejects.len() {
-        printer.info(format!(
-            "  … and {} more",
-            report.rejected as usize - report.first_rejects.len()
-        ));
-    }
+    print_first_rejects(printer, &report.first_rejects, report.rejected);
     if report.rejected > 0 && report.reasons.len() > 1 {
         printer.info("reject reasons:");
         for (reason, n) in &report.reasons {
@@ -141,34 +133,63 @@ pub(crate) fn summarize(printer: &Printer, name: &str, report: &ImportReport) ->
         }
     }
     match &report.published {
-        Some(m) => {
-            printer.info(format!(
-                "published {} ({} rows, {} kind, license {})",
-                m.id(),
-                m.rows,
-                m.kind,
-                m.license
-            ));
-            if m.rejects > 0 {
-                printer.info(format!(
-                    "rejected rows are in the table rejects.\"{}\"",
-                    m.id()
-                ));
-            }
-            ExitStatus::Success
-        }
-        None if report.ok == 0 => {
-            printer.warn(format!("nothing published for `{name}`: no valid rows"));
-            ExitStatus::Failure
-        }
-        None => {
-            let ratio = report.rejected as f64 / report.read.max(1) as f64;
-            printer.warn(format!(
-                "nothing published for `{name}`: {:.2}% of rows rejected, above --max-reject-ratio {}",
-                ratio * 100.0,
-                report.max_reject_ratio
-            ));
-            ExitStatus::Failure
-        }
+        Some(m) => published(printer, m),
+        None => nothing_published(
+            printer,
+            name,
+            report.ok,
+            report.rejected,
+            report.read,
+            report.max_reject_ratio,
+        ),
     }
+}
+
+/// The first rejected rows, then how many more there were.
+pub(crate) fn print_first_rejects(printer: &Printer, first: &[impl std::fmt::Display], total: u64) {
+    for r in first {
+        printer.info(format!("  rejected {r}"));
+    }
+    if total as usize > first.len() {
+        printer.info(format!("  … and {} more", total as usize - first.len()));
+    }
+}
+
+/// Reports a published dataset (and where its rejected rows are).
+pub(crate) fn published(printer: &Printer, m: &njp_catalog::Manifest) -> ExitStatus {
+    printer.info(format!(
+        "published {} ({} rows, {} kind, license {})",
+        m.id(),
+        m.rows,
+        m.kind,
+        m.license
+    ));
+    if m.rejects > 0 {
+        printer.info(format!(
+            "rejected rows are in the table rejects.\"{}\"",
+            m.id()
+        ));
+    }
+    ExitStatus::Success
+}
+
+/// Says why nothing was published: no valid row, or too many rejected.
+pub(crate) fn nothing_published(
+    printer: &Printer,
+    name: &str,
+    ok: u64,
+    rejected: u64,
+    read: u64,
+    max_reject_ratio: f64,
+) -> ExitStatus {
+    if ok == 0 {
+        printer.warn(format!("nothing published for `{name}`: no valid rows"));
+    } else {
+        printer.warn(format!(
+            "nothing published for `{name}`: {:.2}% of rows rejected, above --max-reject-ratio {}",
+            rejected as f64 * 100.0 / read.max(1) as f64,
+            max_reject_ratio
+        ));
+    }
+    ExitStatus::Failure
 }

@@ -264,15 +264,7 @@ fn summarize_ingest(printer: &Printer, r: &IngestReport) -> ExitStatus {
     for (reason, n) in &r.dropped {
         printer.info(format!("  dropped {n:>8}  {reason}"));
     }
-    for rej in &r.first_rejects {
-        printer.info(format!("  rejected {rej}"));
-    }
-    if r.rejected as usize > r.first_rejects.len() {
-        printer.info(format!(
-            "  … and {} more",
-            r.rejected as usize - r.first_rejects.len()
-        ));
-    }
+    super::import::print_first_rejects(printer, &r.first_rejects, r.rejected);
     let n = &r.normalize;
     printer.info(format!(
         "normalized: {} records changed (unicode {}, newlines {}, whitespace {}, control {} texts / {} chars)",
@@ -289,35 +281,15 @@ fn summarize_ingest(printer: &Printer, r: &IngestReport) -> ExitStatus {
         ));
     }
     match &r.published {
-        Some(m) => {
-            printer.info(format!(
-                "published {} ({} rows, {} kind, license {})",
-                m.id(),
-                m.rows,
-                m.kind,
-                m.license
-            ));
-            if m.rejects > 0 {
-                printer.info(format!(
-                    "rejected rows are in the table rejects.\"{}\"",
-                    m.id()
-                ));
-            }
-            ExitStatus::Success
-        }
-        None if r.ok == 0 => {
-            printer.warn(format!("nothing published for `{}`: no valid rows", r.name));
-            ExitStatus::Failure
-        }
-        None => {
-            printer.warn(format!(
-                "nothing published for `{}`: {:.2}% of rows rejected, above --max-reject-ratio {}",
-                r.name,
-                r.rejected as f64 * 100.0 / r.read.max(1) as f64,
-                r.max_reject_ratio
-            ));
-            ExitStatus::Failure
-        }
+        Some(m) => super::import::published(printer, m),
+        None => super::import::nothing_published(
+            printer,
+            &r.name,
+            r.ok,
+            r.rejected,
+            r.read,
+            r.max_reject_ratio,
+        ),
     }
 }
 
