@@ -581,23 +581,30 @@ impl<T> CatalogReader<T> {
     }
 }
 
+/// The data file holding record `index` of a dataset and the index of that file's first record
+/// (`(files.len(), total)` for the end).
+fn locate(name: &str, files: &[(PathBuf, u64)], index: u64) -> njp_train::Result<(usize, u64)> {
+    let total: u64 = files.iter().map(|f| f.1).sum();
+    if index > total {
+        return Err(njp_train::Error::Data(format!(
+            "{name}: seek to record {index} past the end ({total})"
+        )));
+    }
+    let (mut file, mut start) = (0, 0);
+    while file < files.len() && start + files[file].1 <= index {
+        start += files[file].1;
+        file += 1;
+    }
+    Ok((file, start))
+}
+
 impl<T: FromRecord> RecordReader<T> for CatalogReader<T> {
     fn num_records(&self) -> Option<u64> {
         Some(self.rows)
     }
 
     fn seek(&mut self, index: u64) -> njp_train::Result<()> {
-        if index > self.rows {
-            return Err(njp_train::Error::Data(format!(
-                "{}: seek to record {index} past the end ({})",
-                self.name, self.rows
-            )));
-        }
-        let (mut file, mut start) = (0, 0);
-        while file < self.files.len() && start + self.files[file].1 <= index {
-            start += self.files[file].1;
-            file += 1;
-        }
+        let (file, start) = locate(&self.name, &self.files, index)?;
         self.open(file)?;
         for _ in start..index {
             self.next_record()?;
@@ -684,17 +691,7 @@ impl RecordReader<TokenRow> for TokensReader {
     }
 
     fn seek(&mut self, index: u64) -> njp_train::Result<()> {
-        if index > self.rows {
-            return Err(njp_train::Error::Data(format!(
-                "{}: seek to record {index} past the end ({})",
-                self.name, self.rows
-            )));
-        }
-        let (mut file, mut start) = (0, 0);
-        while file < self.files.len() && start + self.files[file].1 <= index {
-            start += self.files[file].1;
-            file += 1;
-        }
+        let (file, start) = locate(&self.name, &self.files, index)?;
         self.open_at(file, index - start)
     }
 
