@@ -128,11 +128,11 @@ fn batch_of(rows: &[TokenRow]) -> Result<RecordBatch> {
 }
 
 /// Renders `source` with `render` (in parallel, order kept) and publishes the rows as the
-/// tokens dataset `name`. `render` returns `Ok(Err(reason))` for a record that cannot be a
-/// training row (counted in the stats); `Err(reason)` stops the run as `Error::Row`.
+/// tokens dataset `name`. `render` returns `Err(reason)` for a record that cannot be a training
+/// row: it is counted in the stats, with the first few ids and reasons.
 ///
 /// # Errors
-/// Catalog and I/O errors; the first record `render` fails on.
+/// Catalog, Parquet and I/O errors.
 pub fn tokenize<F>(
     catalog: &Catalog,
     source: &Manifest,
@@ -141,7 +141,7 @@ pub fn tokenize<F>(
     render: F,
 ) -> Result<(Manifest, TokensStats)>
 where
-    F: Fn(&Record) -> std::result::Result<Rendered, String> + Sync,
+    F: Fn(&Record) -> Rendered + Sync,
 {
     let mut stage = catalog.stage(name)?;
     let path = stage.next_part_path();
@@ -158,7 +158,6 @@ where
     .map_err(perr)?;
     let mut stats = TokensStats::default();
     let mut records = catalog.records(source)?;
-    let mut index = 0usize;
     loop {
         let chunk: Vec<Record> = records
             .by_ref()
@@ -167,12 +166,11 @@ where
         if chunk.is_empty() {
             break;
         }
-        let out: Vec<std::result::Result<Rendered, String>> =
-            chunk.par_iter().map(&render).collect();
+        let out: Vec<Rendered> = chunk.par_iter().map(&render).collect();
         let mut rows = Vec::with_capacity(out.len());
         for (i, r) in out.into_iter().enumerate() {
             match r {
-                Ok(Ok(row)) => {
+                Ok(row) => {
                     stats.tokens += row.ids.len() as u64;
                     stats.supervised += match &row.mask {
                         Some(m) => m.iter().filter(|&&x| x == 1).count() as u64,
@@ -180,7 +178,7 @@ where
                     };
                     rows.push(row);
                 }
-                Ok(Err(reason)) => {
+                Err(reason) => {
                     stats.dropped += 1;
                     if stats.dropped_examples.len() < DROP_EXAMPLES {
                         stats
@@ -189,17 +187,8 @@ where
                     }
                     tracing::debug!(id = chunk[i].id(), %reason, "record dropped");
                 }
-                Err(reason) => {
-                    return Err(Error::Row {
-                        component: source.id(),
-                        row: index + i,
-                        id: chunk[i].id().to_string(),
-                        reason,
-                    });
-                }
             }
         }
-        index += chunk.len();
         stats.rows += rows.len() as u64;
         if !rows.is_empty() {
             w.write(&batch_of(&rows)?).map_err(perr)?;

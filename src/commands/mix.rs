@@ -132,26 +132,15 @@ fn tokenize(
         tokenizer_fingerprint: super::train::tokenizer_fingerprint(&spec)?,
     };
     let out = name.map_or_else(|| format!("{}_tokens", source.name), str::to_string);
-    let render = |r: &Record| -> Result<njp_mix::tokens::Rendered, String> {
-        Ok(match r {
-            Record::Document(d) => {
-                let mut ids = vec![tok.bos_id()];
-                ids.extend(tok.encode(&d.text));
-                Ok(TokenRow {
-                    id: d.id.clone(),
-                    ids,
-                    mask: None,
-                })
-            }
-            other => {
-                let conv = other.to_conversation().expect("non-document converts");
-                tok.render_conversation(&conv).map(|r| TokenRow {
-                    id: conv.id.clone(),
-                    ids: r.ids,
-                    mask: Some(r.mask),
-                })
-            }
-        })
+    // The trainer's own tokenize functions, so the rows are exactly what training would make.
+    let docs = super::train::document_tokenizer(tok.clone());
+    let convs = super::train::conversation_tokenizer(tok.clone(), true);
+    let render = |r: &Record| -> njp_mix::tokens::Rendered {
+        let (id, t) = match r {
+            Record::Document(d) => docs(d),
+            other => convs(&other.to_conversation().expect("non-document converts")),
+        };
+        t.map(|(ids, mask)| TokenRow { id, ids, mask })
     };
     let (m, stats) = njp_mix::tokens::tokenize(&catalog, &source, &out, info, render)
         .with_context(|| format!("tokenizing {}", source.id()))?;

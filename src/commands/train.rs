@@ -465,15 +465,14 @@ pub(crate) fn load_tokenizer(
     Ok(Arc::new(tok))
 }
 
-/// Opens training data as records of type `T`: a JSONL file of canonical records, or a catalog
-/// dataset (`name` or `name@version`) of a kind that converts to `T`.
-fn open_records<T>(ctx: &Ctx, spec: &str) -> anyhow::Result<Box<dyn RecordReader<T>>>
-where
-    T: FromRecord + serde::de::DeserializeOwned + Send + 'static,
-{
-    let path = Path::new(spec);
-    if path.is_file() {
-        return Ok(Box::new(JsonlReader::<T>::open(path)?));
+/// The catalog dataset `spec` names (`name` or `name@version`), refused when eval-only; `None`
+/// when `spec` is a file.
+fn training_dataset(
+    ctx: &Ctx,
+    spec: &str,
+) -> anyhow::Result<Option<(njp_catalog::Catalog, njp_catalog::Manifest)>> {
+    if Path::new(spec).is_file() {
+        return Ok(None);
     }
     let catalog = njp_catalog::Catalog::open(&ctx.settings.home)?;
     let m = catalog.resolve(spec).with_context(|| {
@@ -488,6 +487,30 @@ where
             m.id()
         );
     }
+    Ok(Some((catalog, m)))
+}
+
+/// A dataset version's data files with their row counts, in catalog order.
+fn data_files(catalog: &njp_catalog::Catalog, m: &njp_catalog::Manifest) -> Vec<(PathBuf, u64)> {
+    catalog
+        .data_files(m)
+        .into_iter()
+        .zip(m.files.iter().map(|f| f.rows))
+        .collect()
+}
+
+/// Opens training data as records of type `T`: a JSONL file of canonical records (`dataset`
+/// is `None`), or a catalog dataset of a kind that converts to `T`.
+fn open_records<T>(
+    spec: &str,
+    dataset: Option<&(njp_catalog::Catalog, njp_catalog::Manifest)>,
+) -> anyhow::Result<Box<dyn RecordReader<T>>>
+where
+    T: FromRecord + serde::de::DeserializeOwned + Send + 'static,
+{
+    let Some((catalog, m)) = dataset else {
+        return Ok(Box::new(JsonlReader::<T>::open(Path::new(spec))?));
+    };
     let kind = m
         .kind
         .record_kind()
@@ -499,7 +522,7 @@ where
             T::WHAT
         );
     }
-    Ok(Box::new(CatalogReader::<T>::new(&catalog, &m, kind)))
+    Ok(Box::new(CatalogReader::<T>::new(catalog, m, kind)))
 }
 
 /// Catalog records convertible to what a stage trains on: documents for base; conversations
@@ -552,11 +575,7 @@ impl<T> CatalogReader<T> {
         m: &njp_catalog::Manifest,
         kind: njp_datasets::Kind,
     ) -> Self {
-        let files: Vec<(PathBuf, u64)> = catalog
-            .data_files(m)
-            .into_iter()
-            .zip(m.files.iter().map(|f| f.rows))
-            .collect();
+        let files = data_files(catalog, m);
         CatalogReader {
             name: m.id(),
             kind,
@@ -645,7 +664,7 @@ impl<T: FromRecord> RecordReader<T> for CatalogReader<T> {
     }
 }
 
-fn document_tokenizer(tok: Arc<dyn TokenizerApi>) -> TokenizeFn<Document> {
+pub(crate) fn document_tokenizer(tok: Arc<dyn TokenizerApi>) -> TokenizeFn<Document> {
     Arc::new(move |d: &Document| {
         let mut ids = vec![tok.bos_id()];
         ids.extend(tok.encode(&d.text));
@@ -653,7 +672,10 @@ fn document_tokenizer(tok: Arc<dyn TokenizerApi>) -> TokenizeFn<Document> {
     })
 }
 
-fn conversation_tokenizer(tok: Arc<dyn TokenizerApi>, keep_mask: bool) -> TokenizeFn<Conversation> {
+pub(crate) fn conversation_tokenizer(
+    tok: Arc<dyn TokenizerApi>,
+    keep_mask: bool,
+) -> TokenizeFn<Conversation> {
     Arc::new(move |c: &Conversation| {
         let r = tok
             .render_conversation(c)
@@ -715,30 +737,14 @@ impl RecordReader<TokenRow> for TokensReader {
     }
 }
 
-/// The pre-tokenized dataset `spec` names, checked against the stage and the tokenizer; `None`
-/// when `spec` is a file or a dataset of records.
+/// A pre-tokenized dataset (`njp mix tokenize`), checked against the stage and the tokenizer.
 fn open_tokens(
-    ctx: &Ctx,
+    catalog: &njp_catalog::Catalog,
+    m: &njp_catalog::Manifest,
+    info: &TokensInfo,
     stage: Stage,
-    spec: &str,
     tok_spec: Option<&str>,
-) -> anyhow::Result<Option<Box<dyn RecordReader<TokenRow>>>> {
-    if Path::new(spec).is_file() {
-        return Ok(None);
-    }
-    let catalog = njp_catalog::Catalog::open(&ctx.settings.home)?;
-    let Ok(m) = catalog.resolve(spec) else {
-        return Ok(None); // open_records reports the missing dataset
-    };
-    let Some(info) = TokensInfo::of(&m) else {
-        return Ok(None);
-    };
-    if m.eval_only {
-        bail!(
-            "{} is marked eval-only: it may not be used for training",
-            m.id()
-        );
-    }
+) -> anyhow::Result<Box<dyn RecordReader<TokenRow>>> {
     let want = if stage == Stage::Base {
         "document"
     } else {
@@ -762,11 +768,7 @@ fn open_tokens(
             info.source
         );
     }
-    let files: Vec<(PathBuf, u64)> = catalog
-        .data_files(&m)
-        .into_iter()
-        .zip(m.files.iter().map(|f| f.rows))
-        .collect();
+    let files = data_files(catalog, m);
     let mut r = TokensReader {
         name: m.id(),
         rows: files.iter().map(|f| f.1).sum(),
@@ -775,7 +777,7 @@ fn open_tokens(
         current: None,
     };
     r.open_at(0, 0)?;
-    Ok(Some(Box::new(r)))
+    Ok(Box::new(r))
 }
 
 /// Pre-tokenized rows pass through; `keep_mask` as for conversations.
@@ -798,24 +800,23 @@ fn source(
     tok_spec: Option<&str>,
     looping: bool,
 ) -> anyhow::Result<Box<dyn BatchSource>> {
-    if let Some(reader) = open_tokens(ctx, stage, spec, tok_spec)? {
+    let dataset = training_dataset(ctx, spec)?;
+    if let Some((catalog, m)) = &dataset
+        && let Some(info) = TokensInfo::of(m)
+    {
+        let reader = open_tokens(catalog, m, &info, stage, tok_spec)?;
         let f = token_rows(stage == Stage::Sft);
-        let stream = DocStream::new(reader, f, looping);
-        return packer(stage, stream, cfg, tok);
+        return packer(stage, DocStream::new(reader, f, looping), cfg, tok);
     }
     match stage {
         Stage::Base => {
             let f = document_tokenizer(tok.clone());
-            packer(
-                stage,
-                DocStream::new(open_records::<Document>(ctx, spec)?, f, looping),
-                cfg,
-                tok,
-            )
+            let reader = open_records::<Document>(spec, dataset.as_ref())?;
+            packer(stage, DocStream::new(reader, f, looping), cfg, tok)
         }
         Stage::Mid | Stage::Sft => {
             let f = conversation_tokenizer(tok.clone(), stage == Stage::Sft);
-            let reader = open_records::<Conversation>(ctx, spec)?;
+            let reader = open_records::<Conversation>(spec, dataset.as_ref())?;
             packer(stage, DocStream::new(reader, f, looping), cfg, tok)
         }
     }
