@@ -3,15 +3,25 @@
 //! Nothing here holds a whole dataset in memory: writers flush a batch every
 //! [`BATCH_ROWS`] rows or [`BATCH_BYTES`] bytes of text, readers yield one batch at a time.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
+    compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use rayon::prelude::*;
 
 use crate::records::{Kind, Record};
 use crate::schema::{self, BatchBuilder, SchemaError};
@@ -72,27 +82,56 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// Row groups being encoded at once (beyond the one being filled), per sink.
+const ROW_GROUPS_IN_FLIGHT: usize = 4;
+
 /// Writes records of one kind to a Parquet file, batch by batch.
+///
+/// Row groups are encoded and compressed on the rayon pool while the next one fills (zstd is
+/// most of a writer's work), and appended to the file in order: the file is byte-identical
+/// whatever the thread count. Called from inside the rayon pool, a sink encodes inline.
 pub struct ParquetSink {
     path: PathBuf,
-    writer: ArrowWriter<BufWriter<File>>,
+    writer: SerializedFileWriter<BufWriter<File>>,
+    factory: Arc<ArrowRowGroupWriterFactory>,
+    schema: SchemaRef,
     builder: BatchBuilder,
+    /// The row group being filled: its batches, rows and text bytes.
+    group: Vec<RecordBatch>,
+    group_rows: usize,
+    group_bytes: usize,
+    /// Row groups handed out for encoding (in file order) and the next row group's index.
+    pending: VecDeque<Receiver<EncodedGroup>>,
+    next_group: usize,
     rows: u64,
 }
+
+type EncodedGroup = std::thread::Result<parquet::errors::Result<Vec<ArrowColumnChunk>>>;
 
 impl ParquetSink {
     pub fn create(path: &Path, kind: Kind) -> Result<Self, IoError> {
         let file = File::create(path).map_err(IoError::io(path))?;
-        let writer = ArrowWriter::try_new(
+        let schema = schema::schema(kind);
+        // ArrowWriter writes the Arrow schema into the footer metadata; its serialized writer
+        // and row-group factory then let row groups be encoded elsewhere.
+        let (writer, factory) = ArrowWriter::try_new(
             BufWriter::new(file),
-            schema::schema(kind),
+            schema.clone(),
             Some(writer_properties()),
         )
+        .and_then(ArrowWriter::into_serialized_writer)
         .map_err(IoError::parquet(path))?;
         Ok(ParquetSink {
             path: path.to_path_buf(),
             writer,
+            factory: Arc::new(factory),
+            schema,
             builder: BatchBuilder::new(kind),
+            group: Vec::new(),
+            group_rows: 0,
+            group_bytes: 0,
+            pending: VecDeque::new(),
+            next_group: 0,
             rows: 0,
         })
     }
@@ -110,23 +149,96 @@ impl ParquetSink {
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), IoError> {
         self.flush_batch()?;
         self.rows += batch.num_rows() as u64;
-        self.writer
-            .write(batch)
-            .map_err(IoError::parquet(&self.path))
+        let bytes = batch.get_array_memory_size();
+        self.add_to_group(batch.clone(), bytes)
     }
 
     fn flush_batch(&mut self) -> Result<(), IoError> {
         if self.builder.is_empty() {
             return Ok(());
         }
+        let bytes = self.builder.bytes();
         let batch = self.builder.finish();
-        self.writer
-            .write(&batch)
-            .map_err(IoError::parquet(&self.path))?;
-        // Keep row groups bounded in bytes too: a row group is buffered in memory until flushed.
-        if self.writer.in_progress_size() >= BATCH_BYTES {
-            self.writer.flush().map_err(IoError::parquet(&self.path))?;
+        self.add_to_group(batch, bytes)
+    }
+
+    /// Adds a batch to the row group being filled; a group is closed at [`ROW_GROUP_ROWS`] rows
+    /// (a batch is split at the boundary) or [`BATCH_BYTES`] bytes of text (memory stays flat
+    /// when rows are long).
+    fn add_to_group(&mut self, mut batch: RecordBatch, bytes: usize) -> Result<(), IoError> {
+        while batch.num_rows() > 0 {
+            let room = ROW_GROUP_ROWS - self.group_rows;
+            let n = batch.num_rows();
+            let (head, rest) = if n > room {
+                (batch.slice(0, room), batch.slice(room, n - room))
+            } else {
+                (batch, RecordBatch::new_empty(self.schema.clone()))
+            };
+            self.group_rows += head.num_rows();
+            self.group_bytes += bytes * head.num_rows() / n.max(1);
+            self.group.push(head);
+            if self.group_rows >= ROW_GROUP_ROWS || self.group_bytes >= BATCH_BYTES {
+                self.close_group()?;
+            }
+            batch = rest;
         }
+        Ok(())
+    }
+
+    /// Hands the filled row group to the pool (or encodes it here inside the pool).
+    fn close_group(&mut self) -> Result<(), IoError> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut self.group);
+        self.group_rows = 0;
+        self.group_bytes = 0;
+        let writers = self
+            .factory
+            .create_column_writers(self.next_group)
+            .map_err(IoError::parquet(&self.path))?;
+        self.next_group += 1;
+        let schema = self.schema.clone();
+        let (tx, rx) = sync_channel(1);
+        let job = move || {
+            let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                encode_group(&schema, writers, &batches)
+            }));
+            drop(batches);
+            let _ = tx.send(encoded);
+        };
+        if rayon::current_thread_index().is_some() {
+            job();
+        } else {
+            rayon::spawn(job);
+        }
+        self.pending.push_back(rx);
+        while self.pending.len() > ROW_GROUPS_IN_FLIGHT {
+            self.append_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest row group in flight and appends it to the file.
+    fn append_oldest(&mut self) -> Result<(), IoError> {
+        let Some(rx) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let chunks = match rx.recv().expect("an encoding job always answers") {
+            Ok(chunks) => chunks.map_err(IoError::parquet(&self.path))?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let path = &self.path;
+        let mut group = self
+            .writer
+            .next_row_group()
+            .map_err(IoError::parquet(path))?;
+        for chunk in chunks {
+            chunk
+                .append_to_row_group(&mut group)
+                .map_err(IoError::parquet(path))?;
+        }
+        group.close().map_err(IoError::parquet(path))?;
         Ok(())
     }
 
@@ -137,6 +249,10 @@ impl ParquetSink {
     /// Finishes the file and fsyncs it. Returns the number of rows written.
     pub fn finish(mut self) -> Result<u64, IoError> {
         self.flush_batch()?;
+        self.close_group()?;
+        while !self.pending.is_empty() {
+            self.append_oldest()?;
+        }
         let inner = self
             .writer
             .into_inner()
@@ -148,6 +264,33 @@ impl ParquetSink {
         file.sync_all().map_err(IoError::io(&self.path))?;
         Ok(self.rows)
     }
+}
+
+/// Encodes and compresses one row group: its leaf columns in parallel.
+fn encode_group(
+    schema: &SchemaRef,
+    writers: Vec<ArrowColumnWriter>,
+    batches: &[RecordBatch],
+) -> parquet::errors::Result<Vec<ArrowColumnChunk>> {
+    let mut leaves: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
+    for batch in batches {
+        let mut slot = leaves.iter_mut();
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            for leaf in compute_leaves(field, column)? {
+                slot.next().expect("one writer per leaf column").push(leaf);
+            }
+        }
+    }
+    writers
+        .into_par_iter()
+        .zip(leaves)
+        .map(|(mut writer, leaves)| {
+            for leaf in &leaves {
+                writer.write(leaf)?;
+            }
+            writer.close()
+        })
+        .collect()
 }
 
 /// Streams the records of a Parquet file of one kind.

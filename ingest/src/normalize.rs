@@ -89,31 +89,68 @@ struct Scan {
     control: bool,
     newline: bool,
     nfc_safe: bool,
+    /// Leading/trailing blanks, blanks before a line break or 3+ line breaks.
+    whitespace: bool,
 }
 
 impl Scan {
+    /// One pass over the bytes: ASCII and the three-byte Japanese script (kana, CJK
+    /// punctuation, kanji) are decided from the bytes; anything else is decoded.
     fn of(s: &str) -> Scan {
+        let b = s.as_bytes();
         let mut scan = Scan {
             control: false,
             newline: false,
             nfc_safe: true,
+            whitespace: needs_trim(s),
         };
-        for c in s.chars() {
-            match c {
-                // Printable ASCII, tab, LF and Japanese script: nothing to do.
-                ' '..='~'
-                | '\t'
-                | '\n'
-                | '\u{3000}'..='\u{3029}'
-                | '\u{3030}'..='\u{3098}'
-                | '\u{309b}'..='\u{30ff}'
-                | '\u{4e00}'..='\u{9fff}' => {}
-                c => {
-                    scan.control |= is_control(c);
-                    scan.newline |= is_newline_variant(c);
-                    scan.nfc_safe &= is_nfc_safe(c);
+        let mut i = 0;
+        let mut newlines = 0usize;
+        while i < b.len() {
+            let c = b[i];
+            if c < 0x80 {
+                if c == b'\n' {
+                    newlines += 1;
+                    scan.whitespace |= newlines >= 3
+                        || (i > 0 && matches!(b[i - 1], b' ' | b'\t'))
+                        || (i >= 3 && b[i - 3..i] == [0xe3, 0x80, 0x80]);
+                } else {
+                    newlines = 0;
+                    match c {
+                        b'\r' => scan.newline = true,
+                        b'\t' => {}
+                        0..=0x1f | 0x7f => scan.control = true,
+                        _ => {}
+                    }
                 }
+                i += 1;
+                continue;
             }
+            newlines = 0;
+            // A valid &str: a three-byte lead is followed by two continuation bytes.
+            let three =
+                |lead: u32| lead | ((b[i + 1] as u32 & 0x3f) << 6) | (b[i + 2] as u32 & 0x3f);
+            let fast = match c {
+                // U+5000–U+9FFF: unified ideographs.
+                0xe5..=0xe9 => true,
+                // U+4000–U+4FFF: extension A and unified ideographs, not the Yijing symbols.
+                0xe4 => !(0x4dc0..0x4e00).contains(&three(0x4000)),
+                // U+3000–U+3FFF: CJK punctuation and kana, not the tone marks or the combining
+                // (han)dakuten.
+                0xe3 => {
+                    matches!(three(0x3000), 0x3000..=0x3029 | 0x3030..=0x3098 | 0x309b..=0x30ff)
+                }
+                _ => false,
+            };
+            if fast {
+                i += 3;
+                continue;
+            }
+            let ch = s[i..].chars().next().expect("a char starts here");
+            scan.control |= is_control(ch);
+            scan.newline |= is_newline_variant(ch);
+            scan.nfc_safe &= is_nfc_safe(ch);
+            i += ch.len_utf8();
         }
         scan
     }
@@ -178,8 +215,15 @@ impl Normalizer {
             }
             Form::None => {}
         }
+        // An unchanged text was checked by the scan; a changed one is checked again.
+        let untouched = matches!(cur, Cow::Borrowed(_));
         if self.spec.whitespace
             && !code
+            && (if untouched {
+                scan.whitespace
+            } else {
+                needs_whitespace_cleanup(&cur)
+            })
             && let Some(fixed) = clean_whitespace(&cur)
         {
             st.whitespace_fixed += 1;
@@ -232,19 +276,27 @@ impl Normalizer {
     }
 }
 
-/// Trailing blanks removed per line, 3+ newlines → 2, whole text trimmed. `None` when unchanged.
-fn clean_whitespace(s: &str) -> Option<String> {
-    let edge = |c: char| matches!(c, ' ' | '\t' | '\n');
-    let needs = s.starts_with(edge)
-        || s.ends_with(edge)
-        || s.ends_with('\u{3000}')
+fn is_edge(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n')
+}
+
+/// Blanks at either end.
+fn needs_trim(s: &str) -> bool {
+    s.starts_with(is_edge) || s.ends_with(is_edge) || s.ends_with('\u{3000}')
+}
+
+/// Whether [`clean_whitespace`] can change `s`.
+fn needs_whitespace_cleanup(s: &str) -> bool {
+    needs_trim(s)
         || s.contains(" \n")
         || s.contains("\t\n")
         || s.contains("\n\n\n")
-        || s.contains("\u{3000}\n");
-    if !needs {
-        return None;
-    }
+        || s.contains("\u{3000}\n")
+}
+
+/// Trailing blanks removed per line, 3+ newlines → 2, whole text trimmed. `None` when unchanged.
+fn clean_whitespace(s: &str) -> Option<String> {
+    let edge = is_edge;
     let mut out = String::with_capacity(s.len());
     let mut newlines = 0usize;
     for (i, line) in s.trim_matches(edge).split('\n').enumerate() {
@@ -396,6 +448,51 @@ mod tests {
         }
         let scan = Scan::of("吾輩は猫である。ｶﾀｶﾅ　ＡＢＣ「」… abc\n\t");
         assert!(!scan.control && !scan.newline);
+    }
+
+    /// The byte scan agrees with the per-character checks on every code point of the BMP
+    /// and beyond (one by one, and between Japanese text), and never misses whitespace work.
+    #[test]
+    fn byte_scan_agrees_with_the_character_checks() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            for s in [c.to_string(), format!("漢{c}か")] {
+                let scan = Scan::of(&s);
+                assert_eq!(
+                    scan.control,
+                    s.chars().any(is_control),
+                    "U+{:04X}",
+                    c as u32
+                );
+                assert_eq!(
+                    scan.newline,
+                    s.chars().any(is_newline_variant),
+                    "U+{:04X}",
+                    c as u32
+                );
+                assert_eq!(
+                    scan.nfc_safe,
+                    s.chars().all(is_nfc_safe),
+                    "U+{:04X}",
+                    c as u32
+                );
+            }
+        }
+        let pieces = [" ", "\t", "\n", "\u{3000}", "a", "あ", "\r", "\u{3099}"];
+        // Every string of up to four pieces.
+        let mut all = vec![String::new()];
+        for _ in 0..4 {
+            let next: Vec<String> = all
+                .iter()
+                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+                .collect();
+            all.extend(next);
+        }
+        for s in &all {
+            assert_eq!(Scan::of(s).whitespace, needs_whitespace_cleanup(s), "{s:?}");
+            if clean_whitespace(s).is_some() {
+                assert!(Scan::of(s).whitespace, "{s:?}");
+            }
+        }
     }
 
     #[test]

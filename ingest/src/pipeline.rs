@@ -58,6 +58,9 @@ pub struct Fetched {
     pub inputs: Vec<Input>,
     /// Per file: what the download took.
     pub downloads: Vec<(String, DownloadStats)>,
+    /// The source files' SHA-256 is computed by [`ingest`], beside the pipeline (local files:
+    /// hashing 1 GB takes seconds that need not come before the first row).
+    pub hash_on_ingest: bool,
 }
 
 /// Resolves and downloads a hub recipe's files (`revision` overrides the recipe's).
@@ -107,17 +110,23 @@ pub fn fetch_hub(
         },
         inputs,
         downloads,
+        hash_on_ingest: false,
     })
 }
 
-/// Local files as a source (checksummed).
+/// Local files as a source. Their SHA-256 is computed while [`ingest`] reads them.
 pub fn local_inputs(inputs: Vec<Input>) -> Result<Fetched> {
     let mut files = Vec::new();
     for i in &inputs {
-        let (sha256, bytes) = sha256_file(&i.path)?;
+        let bytes = std::fs::metadata(&i.path)
+            .map_err(|source| Error::Io {
+                path: i.path.clone(),
+                source,
+            })?
+            .len();
         files.push(SourceFile {
             path: i.label.clone(),
-            sha256,
+            sha256: String::new(),
             bytes,
         });
     }
@@ -125,7 +134,43 @@ pub fn local_inputs(inputs: Vec<Input>) -> Result<Fetched> {
         source: Source::Local { files },
         inputs,
         downloads: Vec::new(),
+        hash_on_ingest: true,
     })
+}
+
+/// The source files' (SHA-256, bytes), being computed on their own thread.
+type Hashing = std::thread::JoinHandle<Result<Vec<(String, u64)>>>;
+
+/// Hashes the source files on their own thread; [`with_checksums`] puts the results in place.
+fn spawn_hashing(fetched: &Fetched) -> Option<Hashing> {
+    if !fetched.hash_on_ingest {
+        return None;
+    }
+    let paths: Vec<PathBuf> = fetched.inputs.iter().map(|i| i.path.clone()).collect();
+    Some(std::thread::spawn(move || {
+        paths
+            .iter()
+            .map(|p| sha256_file(p).map_err(Error::from))
+            .collect()
+    }))
+}
+
+/// The fetched source with the checksums computed beside the pipeline filled in.
+fn with_checksums(fetched: &Fetched, hashing: Option<Hashing>) -> Result<Source> {
+    let mut source = fetched.source.clone();
+    let Some(handle) = hashing else {
+        return Ok(source);
+    };
+    let sums = handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    if let Source::Local { files } = &mut source {
+        for (file, (sha256, bytes)) in files.iter_mut().zip(sums) {
+            file.sha256 = sha256;
+            file.bytes = bytes;
+        }
+    }
+    Ok(source)
 }
 
 /// How to run a recipe.
@@ -417,6 +462,8 @@ fn write_records(mut sink: ParquetSink, rx: Receiver<Vec<Record>>) -> Result<Par
         for rec in &records {
             sink.push(rec)?;
         }
+        // Freeing a batch of records is real work: the pool does it, not this thread.
+        rayon::spawn(move || drop(records));
     }
     Ok(sink)
 }
@@ -503,6 +550,7 @@ pub fn ingest(
 ) -> Result<IngestReport> {
     let name = opts.name.clone().unwrap_or_else(|| recipe.dataset.clone());
     let read_opts = read_options(recipe)?;
+    let hashing = spawn_hashing(fetched);
     let mapping = Mapping::parse(&recipe.adapter.map).map_err(|reason| Error::Recipe {
         recipe: recipe.name.clone(),
         reason,
@@ -730,7 +778,8 @@ pub fn ingest(
         tracing::info!(read, ok, rejected, "not published");
         return Ok(report);
     }
-    let mut draft = Draft::new(recipe.kind, recipe.license.clone(), fetched.source.clone());
+    let source = with_checksums(fetched, hashing)?;
+    let mut draft = Draft::new(recipe.kind, recipe.license.clone(), source);
     draft.eval_only = recipe.eval_only;
     draft.commercial_use = recipe.commercial_use;
     draft.description = Some(recipe.description.clone());
