@@ -103,8 +103,8 @@ fn loaded_pickle_round_trips_through_the_native_format() {
 
 #[test]
 fn forbidden_globals_are_refused_and_nothing_runs() {
-    // generate.py's evil.pkl: a dict whose value is `os.system("echo … > njp-pickle-was-executed")`
-    // (pickled as `posix.system` + REDUCE).
+    // generate.py's evil.pkl: a dict whose value is
+    // `os.system("echo … > njp-pickle-was-executed")` (pickled as `posix.system` + REDUCE).
     let path = data().join("evil.pkl");
     let err = Tokenizer::load(&path).unwrap_err();
     let msg = err.to_string();
