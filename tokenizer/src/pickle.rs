@@ -428,7 +428,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, dict: usize, items: &[usize]) -> PResult<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.malformed("an odd number of items for a dict"));
         }
         let pairs = items.chunks_exact(2).map(|kv| (kv[0], kv[1]));
