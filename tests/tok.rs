@@ -198,3 +198,89 @@ fn train_from_a_catalog_dataset() {
         r.stderr
     );
 }
+
+/// nanochat's tokenizer directory (`tokenizer.pkl`, a pickled tiktoken Encoding) works with
+/// every `njp tok` command, without Python; ids are tiktoken's (fixture `expected.json`).
+#[test]
+fn nanochat_tokenizer_pkl() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tokenizer/tests/data/nanochat_pkl");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("expected.json")).unwrap())
+            .unwrap();
+    // A nanochat-style directory: only tokenizer.pkl.
+    let dir = tempfile::tempdir().unwrap();
+    let tok_dir = dir.path().join("tokenizer");
+    std::fs::create_dir(&tok_dir).unwrap();
+    std::fs::copy(
+        data.join("protocol4/tokenizer.pkl"),
+        tok_dir.join("tokenizer.pkl"),
+    )
+    .unwrap();
+    let t = tok_dir.to_str().unwrap();
+    let pkl = tok_dir.join("tokenizer.pkl");
+    for case in expected["nanochat"]["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        for arg in [t, pkl.to_str().unwrap()] {
+            let o = njp(&["tok", "encode", "--tokenizer", arg], text);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let ids: Vec<u32> = serde_json::from_str(stdout(&o).trim()).unwrap();
+            assert_eq!(ids, want, "{text:?} with --tokenizer {arg}");
+        }
+        let o = njp(
+            &["tok", "decode", "--tokenizer", t],
+            &serde_json::to_string(&want).unwrap(),
+        );
+        assert_eq!(stdout(&o), text);
+    }
+
+    let conv = r#"{"messages":[{"role":"user","content":"こんにちは"},{"role":"assistant","content":"はい。"}]}"#;
+    let o = njp(&["tok", "render", "--tokenizer", t], conv);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        r["ids"][0],
+        expected["nanochat"]["special_tokens"]["<|bos|>"]
+    );
+
+    let text = dir.path().join("held.txt");
+    std::fs::write(&text, "吾輩は猫である。\n").unwrap();
+    let o = njp(
+        &[
+            "tok",
+            "compare",
+            "--json",
+            "--tokenizer",
+            t,
+            "--text",
+            text.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A pickle that would run a command is refused; nothing runs.
+    let evil = data.join("evil.pkl");
+    let o = njp(
+        &["tok", "encode", "--tokenizer", evil.to_str().unwrap()],
+        "x",
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("evil.pkl") && err.contains("posix.system") && err.contains("refused"),
+        "{err}"
+    );
+    // A directory with neither format says so.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = njp(
+        &["tok", "encode", "--tokenizer", empty.to_str().unwrap()],
+        "x",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("neither njp-tokenizer.json") && err.contains("tokenizer.pkl"),
+        "{err}"
+    );
+}

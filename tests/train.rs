@@ -493,3 +493,45 @@ fn pretokenized_datasets_train_like_their_sources() {
         r.stderr
     );
 }
+
+/// `njp train --tokenizer DIR` with nanochat's tokenizer directory (only `tokenizer.pkl`).
+#[test]
+fn base_trains_with_a_nanochat_tokenizer_pkl() {
+    let env = Env::new();
+    env.run(&["samples", "import"]).ok();
+    let tok = env.dir.path().join("nanochat-tokenizer");
+    std::fs::create_dir(&tok).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tokenizer/tests/data/nanochat_pkl/protocol5/tokenizer.pkl"),
+        tok.join("tokenizer.pkl"),
+    )
+    .unwrap();
+    let out = env.dir.path().join("run");
+    let (tok, out) = (tok.display().to_string(), out.display().to_string());
+    let err = env
+        .run(&[
+            "train",
+            "base",
+            "--data",
+            "sample_documents",
+            "--out",
+            &out,
+            "--steps",
+            "3",
+            "--depth",
+            "1",
+            "--seq-len",
+            "64",
+            "--device-batch-size",
+            "2",
+            "--total-batch-size",
+            "128",
+            "--tokenizer",
+            &tok,
+        ])
+        .ok()
+        .stderr;
+    assert!(err.contains("finished at step 3"), "{err}");
+    assert_eq!(losses(Path::new(&out)).len(), 3);
+}

@@ -19,7 +19,8 @@ pub(crate) struct AuditArgs {
     /// A dataset (`name` or `name@v`) or a recipe file (`*.toml`).
     #[arg(value_name = "NAME|RECIPE")]
     pub(crate) target: String,
-    /// Tokenizer directory, or `byte` [default: the mixture's or recipe's, then njp.toml].
+    /// Tokenizer directory (njp's or nanochat's `tokenizer.pkl`), or `byte` [default: the
+    /// mixture's or recipe's, then njp.toml].
     #[arg(long, value_name = "DIR")]
     pub(crate) tokenizer: Option<String>,
     /// Row limit [default: the mixture's or recipe's max_seq_len].

@@ -29,7 +29,8 @@ pub(crate) enum MixCommand {
         /// Dataset to render (NAME or NAME@VERSION): documents, conversations, mc or math.
         #[arg(value_name = "DATASET")]
         dataset: String,
-        /// Tokenizer directory, or `byte` [default: njp.toml's].
+        /// Tokenizer directory (njp's or nanochat's `tokenizer.pkl`), or `byte` [default:
+        /// njp.toml's].
         #[arg(long, value_name = "DIR")]
         tokenizer: Option<String>,
         /// Name of the published dataset [default: DATASET_tokens].
@@ -43,7 +44,8 @@ pub(crate) struct MixArgs {
     /// The recipe file (TOML).
     #[arg(value_name = "RECIPE")]
     pub(crate) recipe: PathBuf,
-    /// Tokenizer directory, or `byte` [default: the recipe's `tokenizer`, then njp.toml].
+    /// Tokenizer directory (njp's or nanochat's `tokenizer.pkl`), or `byte` [default: the
+    /// recipe's `tokenizer`, then njp.toml].
     #[arg(long, value_name = "DIR")]
     pub(crate) tokenizer: Option<String>,
     /// Also decontaminate against these catalog datasets (repeatable).

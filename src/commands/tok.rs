@@ -32,7 +32,9 @@ pub(crate) enum TokCommand {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct TokenizerArg {
-    /// Tokenizer directory [default: $NJP_TOKENIZER, else `tokenizer` in njp.toml].
+    /// Tokenizer directory (`njp tok train` output, or nanochat's with `tokenizer.pkl`, read
+    /// without Python) or a `tokenizer.pkl` file [default: $NJP_TOKENIZER, else `tokenizer` in
+    /// njp.toml].
     #[arg(long, env = "NJP_TOKENIZER", value_name = "DIR")]
     tokenizer: Option<PathBuf>,
 }
@@ -110,7 +112,7 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CompareArgs {
-    /// Tokenizer directories.
+    /// Tokenizer directories (njp's or nanochat's `tokenizer.pkl`) or `tokenizer.pkl` files.
     #[arg(long, num_args = 1.., required = true, value_name = "DIR")]
     tokenizer: Vec<PathBuf>,
     /// UTF-8 text files.

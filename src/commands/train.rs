@@ -132,7 +132,8 @@ pub(crate) struct StageArgs {
     /// Validation data for bits per byte (same kinds as --data).
     #[arg(long, value_name = "NAME|FILE")]
     val_data: Option<String>,
-    /// Tokenizer directory; `byte` selects the built-in byte-level stand-in (vocab 265).
+    /// Tokenizer directory (njp's, or nanochat's with `tokenizer.pkl`) or a `tokenizer.pkl`
+    /// file; `byte` selects the built-in byte-level stand-in (vocab 265).
     #[arg(long, value_name = "DIR|byte")]
     tokenizer: Option<String>,
     /// Run directory: checkpoints, metrics.jsonl, loss.svg, config.json, samples.jsonl.
@@ -430,7 +431,6 @@ fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// The tokenizer: a directory written by `njp tok train`, or `byte` for the built-in stand-in.
 /// A content fingerprint of a tokenizer spec: `byte`, or the hash `njp mix` records.
 pub(crate) fn tokenizer_fingerprint(spec: &str) -> anyhow::Result<String> {
     if spec == "byte" {

@@ -29,6 +29,13 @@ pub enum Error {
         line: Option<usize>,
         reason: String,
     },
+    /// A pickle (nanochat's `tokenizer.pkl`) that the data-only reader refuses.
+    #[error("{}: {source}", path.display())]
+    Pickle {
+        path: PathBuf,
+        #[source]
+        source: crate::pickle::PickleError,
+    },
     /// A token id outside the vocabulary.
     #[error("token id {id} is outside the vocabulary (size {vocab_size})")]
     UnknownId { id: u32, vocab_size: usize },

@@ -8,6 +8,9 @@
 //! * `tokenizer.json` — the same tokenizer for Hugging Face `tokenizers` (byte-level BPE with the
 //!   split regex, GPT-2 byte-to-unicode alphabet, specials as added tokens).
 //!
+//! [`Tokenizer::load`] also reads nanochat's own tokenizer directory (`tokenizer.pkl`, a pickled
+//! `tiktoken.Encoding`) without Python, through the data-only reader in [`crate::pickle`].
+//!
 //! In Python, tiktoken loads it as
 //! `tiktoken.Encoding(name, pat_str=meta["pattern"]["regex"], mergeable_ranks=load_tiktoken_bpe(
 //! "ranks.tiktoken"), special_tokens={s["name"]: s["id"] for s in meta["special_tokens"]})`.
@@ -23,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::pattern::SplitPattern;
+use crate::pickle::PICKLE_FILE;
 use crate::tokenizer::Tokenizer;
 use crate::train::TrainStats;
 
@@ -157,7 +161,38 @@ pub(crate) fn save(tok: &Tokenizer, dir: &Path, stats: Option<&TrainStats>) -> R
     write_atomic(&dir.join(META_FILE), &json)
 }
 
-pub(crate) fn load(dir: &Path) -> Result<Tokenizer> {
+/// Loads `path`: a native tokenizer directory; a directory with nanochat's `tokenizer.pkl` and
+/// no `njp-tokenizer.json`; or a pickle file itself.
+pub(crate) fn load(path: &Path) -> Result<Tokenizer> {
+    if path.is_file() {
+        if path.file_name() == Some(META_FILE.as_ref())
+            && let Some(dir) = path.parent()
+        {
+            return load_native(dir);
+        }
+        return crate::pickle::load_tokenizer(path);
+    }
+    let meta_path = path.join(META_FILE);
+    let pkl = path.join(PICKLE_FILE);
+    if !meta_path.exists() {
+        if pkl.is_file() {
+            return crate::pickle::load_tokenizer(&pkl);
+        }
+        if path.is_dir() {
+            return Err(Error::format(
+                path,
+                None,
+                format!(
+                    "not a tokenizer directory: it has neither {META_FILE} (njp) nor \
+                     {PICKLE_FILE} (nanochat)"
+                ),
+            ));
+        }
+    }
+    load_native(path)
+}
+
+fn load_native(dir: &Path) -> Result<Tokenizer> {
     let meta_path = dir.join(META_FILE);
     let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
     let meta: Meta = serde_json::from_str(&text)

@@ -8,7 +8,8 @@
 //! * **Encoding** ([`Tokenizer`]): tiktoken semantics (ranks of concatenations, whole-chunk
 //!   tokens), linear scan for short chunks and a heap for long ones, parallel batches, decode
 //!   and streaming decode. Special-token strings in text are never special.
-//! * **Formats** ([`io`]): native directory, tiktoken rank file, Hugging Face `tokenizer.json`.
+//! * **Formats** ([`io`]): native directory, tiktoken rank file, Hugging Face `tokenizer.json`;
+//!   nanochat's `tokenizer.pkl` is read without Python by a data-only pickle reader ([`pickle`]).
 //! * **Chat template** ([`chat`]): nanochat's `render_conversation` rules with an explicit
 //!   truncation policy and a report of what it cost.
 //!
@@ -29,6 +30,7 @@ pub mod chat;
 pub mod error;
 pub mod io;
 pub mod pattern;
+pub mod pickle;
 pub mod special;
 mod stream;
 mod tokenizer;

@@ -115,10 +115,13 @@ impl Tokenizer {
     }
 
     /// Loads a tokenizer directory written by [`Tokenizer::save`] (`njp-tokenizer.json` +
-    /// `ranks.tiktoken`).
+    /// `ranks.tiktoken`), or nanochat's tokenizer: a directory holding `tokenizer.pkl` (and no
+    /// `njp-tokenizer.json`), or the path of such a pickle file. The pickle is read by a
+    /// data-only reader that executes nothing ([`crate::pickle`]).
     ///
     /// # Errors
-    /// Missing or malformed files, a ranks file whose checksum does not match.
+    /// Missing or malformed files, a ranks file whose checksum does not match, a pickle that is
+    /// not a tiktoken `Encoding` or names anything but tiktoken's class.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         crate::io::load(dir.as_ref())
     }
