@@ -358,12 +358,12 @@ impl ChunkCounter {
         let (tokens, dups) = match &config.stage2 {
             None => {
                 let words = Words::new(coarse.into_iter().filter(|(k, _)| k.len() >= 2));
-                let mut index = PairIndex::build(&words);
+                let index = PairIndex::build(&words);
                 stats.index_seconds = t0.elapsed().as_secs_f64();
                 progress.finish(Phase::Index, stats.index_seconds);
                 let t1 = Instant::now();
                 progress.start(Phase::Merge, Some(u64::from(n_merges)));
-                let out = merge_loop(words, &mut index, bytes, 256 + n_merges as usize, progress);
+                let out = merge_loop(words, index, bytes, 256 + n_merges as usize, progress);
                 stats.merge_seconds = t1.elapsed().as_secs_f64();
                 out
             }
@@ -386,21 +386,20 @@ impl ChunkCounter {
                     .collect();
                 sorted.par_sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
                 let words = Words::new(sorted.into_iter());
-                let mut index = PairIndex::build(&words);
+                let index = PairIndex::build(&words);
                 stats.index_seconds = t0.elapsed().as_secs_f64();
                 progress.finish(Phase::Index, stats.index_seconds);
                 let t1 = Instant::now();
                 progress.start(Phase::Merge, Some(u64::from(n_merges)));
                 let (tokens, dups1) =
-                    merge_loop(words, &mut index, bytes, 256 + n_stage1 as usize, progress);
-                drop(index);
+                    merge_loop(words, index, bytes, 256 + n_stage1 as usize, progress);
                 // Stage 2 on the coarse chunks, each encoded with the stage-1 tokens.
                 let t2 = Instant::now();
                 let bpe = crate::bpe::Bpe::new(tokens.clone())?;
                 let (words, joined) = encode_coarse(&bpe, &coarse, &fine);
                 drop(fine);
-                drop(coarse);
-                let mut index = PairIndex::build(&words);
+                drop_in_background(coarse);
+                let index = PairIndex::build(&words);
                 s2.prepare_seconds = t2.elapsed().as_secs_f64();
                 s2.joined_encodes = joined;
                 tracing::debug!(
@@ -411,7 +410,7 @@ impl ChunkCounter {
                 );
                 stats.stage2 = Some(s2);
                 let (tokens, dups2) =
-                    merge_loop(words, &mut index, tokens, 256 + n_merges as usize, progress);
+                    merge_loop(words, index, tokens, 256 + n_merges as usize, progress);
                 stats.merge_seconds = t1.elapsed().as_secs_f64();
                 (tokens, dups1 + dups2)
             }
@@ -1056,11 +1055,12 @@ struct Job {
 /// words are written in (the 256 bytes first).
 fn merge_loop(
     mut words: Words,
-    index: &mut PairIndex,
+    mut index_owned: PairIndex,
     mut tokens: Vec<Vec<u8>>,
     target: usize,
     progress: &dyn Progress,
 ) -> (Vec<Vec<u8>>, u32) {
+    let index = &mut index_owned;
     let n_merges = (target - 256) as u32;
     let mut by_bytes: FxHashMap<Vec<u8>, u32> = tokens
         .iter()
@@ -1220,7 +1220,14 @@ fn merge_loop(
         }
     }
     progress.update(Phase::Merge, u64::from(done));
+    drop_in_background((words, index_owned, heap));
     (tokens, dups)
+}
+
+/// Frees large training structures on the thread pool, so that the hundreds of thousands of
+/// small frees overlap the (mostly sequential) work that follows instead of delaying it.
+fn drop_in_background<T: Send + 'static>(x: T) {
+    rayon::spawn(move || drop(x));
 }
 
 /// Applies one count delta; a pair whose count reaches zero occurs nowhere any more, so its slot
@@ -1363,16 +1370,9 @@ mod tests {
             chunks.iter().map(|(s, c)| ((*s).into(), *c)).collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let words = Words::new(sorted.into_iter().filter(|(k, _)| k.len() >= 2));
-        let mut index = PairIndex::build(&words);
+        let index = PairIndex::build(&words);
         let bytes = (0..=255u8).map(|b| vec![b]).collect();
-        merge_loop(
-            words,
-            &mut index,
-            bytes,
-            256 + n_merges as usize,
-            &NoProgress,
-        )
-        .0
+        merge_loop(words, index, bytes, 256 + n_merges as usize, &NoProgress).0
     }
 
     #[test]
