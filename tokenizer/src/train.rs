@@ -18,11 +18,14 @@
 //!
 //! 5. **Optional second stage** ([`Stage2`], SuperBPE-style): documents are then counted with
 //!    the coarse stage-2 pattern; stage 1 trains on the stage-1 split of those coarse chunks up
-//!    to the transition vocabulary; each coarse chunk is then encoded with the stage-1 tokens by
-//!    tiktoken's rule (the state the final tokenizer reaches before any stage-2 rank applies)
-//!    and steps 3–4 continue on these sequences. The tokenizer splits with the coarse pattern,
-//!    so tiktoken with the exported pattern and ranks reproduces the training segmentation.
-//!    Measured in `bench/RESULTS.md`: better held-out compression, about twice the training time.
+//!    to the transition vocabulary (each coarse chunk is split once, in parallel, and remembered
+//!    as a list of stage-1 chunk ids); each coarse chunk is then encoded with the stage-1 tokens
+//!    by tiktoken's rule (the state the final tokenizer reaches before any stage-2 rank applies)
+//!    and steps 3–4 continue on these sequences. The encoding is assembled from the encodings
+//!    of the distinct stage-1 chunks, computed once each, wherever no stage-1 token can span
+//!    the boundary between two of them (the result is the same as encoding the whole chunk,
+//!    tested). The tokenizer splits with the coarse pattern, so tiktoken with the exported
+//!    pattern and ranks reproduces the training segmentation. Measured in `bench/RESULTS.md`.
 //!
 //! A merge whose bytes equal an existing token (possible when two different pairs spell the
 //! same string) re-uses that token's id instead of minting a duplicate, so the vocabulary always
@@ -216,6 +219,11 @@ pub struct Stage2Stats {
     pub stage1_unique_chunks: u64,
     /// Seconds to encode and index the coarse chunks.
     pub prepare_seconds: f64,
+    /// Runs of stage-1 chunks encoded together because a stage-1 token could span the
+    /// boundaries between them (everything else is assembled from the encodings of the distinct
+    /// stage-1 chunks, each computed once).
+    #[serde(default)]
+    pub joined_encodes: u64,
 }
 
 /// Counts the chunks of documents; the first half of training.
@@ -346,44 +354,69 @@ impl ChunkCounter {
         let mut coarse: Vec<(Box<str>, i64)> = self.counts.into_iter().collect();
         progress.start(Phase::Index, Some(coarse.len() as u64));
         coarse.par_sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let fine = match &config.stage2 {
-            None => std::mem::take(&mut coarse),
+        let bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        let (tokens, dups) = match &config.stage2 {
+            None => {
+                let words = Words::new(coarse.into_iter().filter(|(k, _)| k.len() >= 2));
+                let index = PairIndex::build(&words);
+                stats.index_seconds = t0.elapsed().as_secs_f64();
+                progress.finish(Phase::Index, stats.index_seconds);
+                let t1 = Instant::now();
+                progress.start(Phase::Merge, Some(u64::from(n_merges)));
+                let out = merge_loop(words, index, bytes, 256 + n_merges as usize, progress);
+                stats.merge_seconds = t1.elapsed().as_secs_f64();
+                out
+            }
             Some(_) => {
-                let fine = fine_chunks(&coarse, &Splitter::new(&config.pattern)?)?;
-                stats.stage2 = Some(Stage2Stats {
+                // Stage 1 on the fine split of the coarse chunks.
+                let splitter = Splitter::new(&config.pattern)?;
+                let fine = fine_chunks(&coarse, &splitter)?;
+                let mut s2 = Stage2Stats {
                     stage1_merges: n_stage1,
-                    stage1_unique_chunks: fine.len() as u64,
-                    prepare_seconds: 0.0,
-                });
-                fine
+                    stage1_unique_chunks: fine.chunks.len() as u64,
+                    ..Stage2Stats::default()
+                };
+                // Sorted by bytes, as in one-stage training: similar words sit together, which
+                // keeps the merge loop's memory accesses local.
+                let mut sorted: Vec<(&str, i64)> = fine
+                    .chunks
+                    .iter()
+                    .filter(|(k, _)| k.len() >= 2)
+                    .copied()
+                    .collect();
+                sorted.par_sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                let words = Words::new(sorted.into_iter());
+                let index = PairIndex::build(&words);
+                stats.index_seconds = t0.elapsed().as_secs_f64();
+                progress.finish(Phase::Index, stats.index_seconds);
+                let t1 = Instant::now();
+                progress.start(Phase::Merge, Some(u64::from(n_merges)));
+                let (tokens, dups1) =
+                    merge_loop(words, index, bytes, 256 + n_stage1 as usize, progress);
+                // Stage 2 on the coarse chunks, each encoded with the stage-1 tokens.
+                let t2 = Instant::now();
+                let bpe = crate::bpe::Bpe::new(tokens.clone())?;
+                let (words, joined) = encode_coarse(&bpe, &coarse, &fine);
+                drop(fine);
+                drop_in_background(coarse);
+                let index = PairIndex::build(&words);
+                s2.prepare_seconds = t2.elapsed().as_secs_f64();
+                s2.joined_encodes = joined;
+                tracing::debug!(
+                    seconds = s2.prepare_seconds,
+                    coarse_words = words.n(),
+                    joined_encodes = joined,
+                    "stage 2 prepared"
+                );
+                stats.stage2 = Some(s2);
+                let (tokens, dups2) =
+                    merge_loop(words, index, tokens, 256 + n_merges as usize, progress);
+                stats.merge_seconds = t1.elapsed().as_secs_f64();
+                (tokens, dups1 + dups2)
             }
         };
-        let words = Words::new(fine.into_iter().filter(|(k, _)| k.len() >= 2));
-        let mut index = PairIndex::build(&words);
-        stats.index_seconds = t0.elapsed().as_secs_f64();
-        progress.finish(Phase::Index, stats.index_seconds);
-
-        let t1 = Instant::now();
-        progress.start(Phase::Merge, Some(u64::from(n_merges)));
-        let bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let (mut tokens, mut dups) =
-            merge_loop(words, &mut index, bytes, 256 + n_stage1 as usize, progress);
-        drop(index);
-        if config.stage2.is_some() {
-            let t2 = Instant::now();
-            let bpe = crate::bpe::Bpe::new(tokens.clone())?;
-            let words = Words::encoded(&bpe, coarse);
-            let mut index = PairIndex::build(&words);
-            if let Some(s2) = &mut stats.stage2 {
-                s2.prepare_seconds = t2.elapsed().as_secs_f64();
-            }
-            let (t, d) = merge_loop(words, &mut index, tokens, 256 + n_merges as usize, progress);
-            tokens = t;
-            dups += d;
-        }
         stats.merges = (tokens.len() - 256) as u32;
         stats.duplicate_merges = dups;
-        stats.merge_seconds = t1.elapsed().as_secs_f64();
         progress.finish(Phase::Merge, stats.merge_seconds);
 
         let specials: Vec<&str> = config.special_tokens.iter().map(String::as_str).collect();
@@ -392,32 +425,326 @@ impl ChunkCounter {
     }
 }
 
-/// The stage-1 chunks of sorted coarse chunks: each split with `fine`, counts summed, sorted
-/// by bytes.
-fn fine_chunks(coarse: &[(Box<str>, i64)], fine: &Splitter) -> Result<Vec<(Box<str>, i64)>> {
+/// The stage-1 split of the coarse chunks.
+struct FineSplit<'a> {
+    /// Distinct stage-1 chunks (borrowed from the coarse chunks) with their summed counts, in a
+    /// canonical order that depends only on the order of the coarse chunks, not on the threads:
+    /// by [`FINE_SHARDS`] shard of their hash, then by first occurrence.
+    chunks: Vec<(&'a str, i64)>,
+    /// The stage-1 chunks of coarse chunk `i`, as indices into `chunks`:
+    /// `seq[ends[i]..ends[i + 1]]`, and their lengths in bytes (`bytes[ends[i]..ends[i + 1]]`).
+    seq: Vec<u32>,
+    bytes: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+/// Shards of the stage-1 chunk dictionary (a constant, so that the order does not depend on
+/// the threads).
+const FINE_SHARDS: usize = 16;
+
+#[inline]
+fn fine_shard(f: &str) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let h = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(f);
+    (h >> 60) as usize % FINE_SHARDS
+}
+
+/// Splits every coarse chunk with `fine`, in parallel over ranges of chunks; the per-range
+/// dictionaries are then merged in parallel over shards, each shard taking the ranges in order.
+fn fine_chunks<'a>(coarse: &'a [(Box<str>, i64)], fine: &Splitter) -> Result<FineSplit<'a>> {
+    struct Local<'a> {
+        /// Per shard: (local id, chunk, count) in order of first occurrence.
+        shards: Vec<Vec<(u32, &'a str, i64)>>,
+        /// Local id -> (shard, index in that shard's list).
+        at: Vec<(u8, u32)>,
+        seq: Vec<u32>,
+        bytes: Vec<u32>,
+        lens: Vec<u32>,
+    }
     let per = coarse
         .len()
         .div_ceil(rayon::current_num_threads() * 4)
         .max(1);
-    let maps: Vec<FxHashMap<&str, i64>> = coarse
+    let locals: Vec<Local<'a>> = coarse
         .par_chunks(per)
         .map(|part| {
-            let mut m: FxHashMap<&str, i64> = FxHashMap::default();
+            let mut map: FxHashMap<&str, u32> = FxHashMap::default();
+            let mut l = Local {
+                shards: vec![Vec::new(); FINE_SHARDS],
+                at: Vec::new(),
+                seq: Vec::new(),
+                bytes: Vec::new(),
+                lens: Vec::with_capacity(part.len()),
+            };
             for (k, c) in part {
-                fine.for_each(k, |f| *m.entry(f).or_insert(0) += *c)?;
+                let n = l.seq.len();
+                fine.for_each(k, |f| {
+                    let next = l.at.len() as u32;
+                    let id = *map.entry(f).or_insert(next);
+                    if id == next {
+                        let sh = fine_shard(f);
+                        l.at.push((sh as u8, l.shards[sh].len() as u32));
+                        l.shards[sh].push((id, f, 0));
+                    }
+                    let (sh, i) = l.at[id as usize];
+                    l.shards[usize::from(sh)][i as usize].2 += *c;
+                    l.seq.push(id);
+                    l.bytes.push(f.len() as u32);
+                })?;
+                l.lens.push((l.seq.len() - n) as u32);
             }
-            Ok(m)
+            Ok(l)
         })
         .collect::<Result<_>>()?;
-    let mut all: FxHashMap<&str, i64> = FxHashMap::default();
-    for m in maps {
-        for (k, v) in m {
-            *all.entry(k).or_insert(0) += v;
+    // Per shard: its distinct chunks, and (local index, shard index) for every range.
+    type Shard<'a> = (Vec<(&'a str, i64)>, Vec<Vec<(u32, u32)>>);
+    let shards: Vec<Shard<'a>> = (0..FINE_SHARDS)
+        .into_par_iter()
+        .map(|sh| {
+            let mut map: FxHashMap<&str, u32> = FxHashMap::default();
+            let mut chunks: Vec<(&'a str, i64)> = Vec::new();
+            let assigned = locals
+                .iter()
+                .map(|l| {
+                    let mut a = Vec::with_capacity(l.shards[sh].len());
+                    for &(i, f, c) in &l.shards[sh] {
+                        let next = chunks.len() as u32;
+                        let id = *map.entry(f).or_insert(next);
+                        if id == next {
+                            chunks.push((f, 0));
+                        }
+                        chunks[id as usize].1 += c;
+                        a.push((i, id));
+                    }
+                    a
+                })
+                .collect();
+            (chunks, assigned)
+        })
+        .collect();
+    let mut base = Vec::with_capacity(FINE_SHARDS);
+    let mut total = 0u32;
+    for (chunks, _) in &shards {
+        base.push(total);
+        total += chunks.len() as u32;
+    }
+    let seqs: Vec<Vec<u32>> = locals
+        .par_iter()
+        .enumerate()
+        .map(|(li, l)| {
+            let mut remap = vec![0u32; l.at.len()];
+            for ((_, assigned), b) in shards.iter().zip(&base) {
+                for &(i, id) in &assigned[li] {
+                    remap[i as usize] = b + id;
+                }
+            }
+            l.seq.iter().map(|&i| remap[i as usize]).collect()
+        })
+        .collect();
+    let mut ends = Vec::with_capacity(coarse.len() + 1);
+    ends.push(0);
+    for l in &locals {
+        for &n in &l.lens {
+            ends.push(ends.last().copied().unwrap_or(0) + n as usize);
         }
     }
-    let mut v: Vec<(Box<str>, i64)> = all.into_iter().map(|(k, c)| (k.into(), c)).collect();
-    v.par_sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    Ok(v)
+    let bytes = locals
+        .iter()
+        .flat_map(|l| l.bytes.iter().copied())
+        .collect();
+    Ok(FineSplit {
+        chunks: shards.into_iter().flat_map(|(c, _)| c).collect(),
+        seq: seqs.concat(),
+        bytes,
+        ends,
+    })
+}
+
+/// The stage-2 words: every coarse chunk of two or more stage-1 tokens, encoded with the stage-1
+/// tokens by tiktoken's rule, in the order of `coarse`. Returns the words and the number of
+/// runs of stage-1 chunks that had to be encoded together.
+///
+/// tiktoken merges a chunk's parts lowest rank first; when no token of `bpe` can span a
+/// boundary between two stage-1 chunks of a coarse chunk, no part ever spans one, each side
+/// merges exactly as it would alone, and the encoding of the coarse chunk is the concatenation
+/// of the encodings of its stage-1 chunks, each computed once. [`Crossings`] rules out
+/// spanning tokens (it may answer "maybe", never wrongly "no"); the stage-1 chunks around a
+/// "maybe" are encoded together, exactly as tiktoken would encode them inside the chunk.
+fn encode_coarse(
+    bpe: &crate::bpe::Bpe,
+    coarse: &[(Box<str>, i64)],
+    fine: &FineSplit<'_>,
+) -> (Words, u64) {
+    let tasks = rayon::current_num_threads() * 4;
+    // Each stage-1 chunk merged alone (no whole-chunk shortcut: inside a longer chunk its bytes
+    // are merged like any others).
+    let per = fine.chunks.len().div_ceil(tasks).max(1);
+    let parts: Vec<(Vec<u32>, Vec<u32>)> = fine
+        .chunks
+        .par_chunks(per)
+        .map(|part| {
+            let (mut ids, mut ends) = (Vec::new(), Vec::with_capacity(part.len()));
+            for (k, _) in part {
+                let b = k.as_bytes();
+                if b.len() == 1 {
+                    bpe.encode_chunk(b, &mut ids);
+                } else {
+                    bpe.merge(b, &mut ids);
+                }
+                ends.push(ids.len() as u32);
+            }
+            (ids, ends)
+        })
+        .collect();
+    let mut cache: Vec<u32> = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+    let mut start: Vec<usize> = Vec::with_capacity(fine.chunks.len() + 1);
+    start.push(0);
+    for (ids, ends) in parts {
+        let base = cache.len();
+        start.extend(ends.iter().map(|&e| base + e as usize));
+        cache.extend_from_slice(&ids);
+    }
+    let crossings = Crossings::new(bpe);
+
+    let per = coarse.len().div_ceil(tasks).max(1);
+    /// Per range of coarse chunks: ids, word lengths, counts, joined runs.
+    type Part = (Vec<u32>, Vec<u32>, Vec<i64>, u64);
+    let parts: Vec<Part> = coarse
+        .par_chunks(per)
+        .enumerate()
+        .map(|(p, part)| {
+            let (mut ids, mut lens, mut counts, mut whole) =
+                (Vec::new(), Vec::new(), Vec::new(), 0);
+            for (j, (k, c)) in part.iter().enumerate() {
+                let i = p * per + j;
+                let b = k.as_bytes();
+                let pieces = &fine.seq[fine.ends[i]..fine.ends[i + 1]];
+                let n = ids.len();
+                if pieces.len() == 1 {
+                    // The coarse chunk is one stage-1 chunk: tiktoken's whole-chunk shortcut,
+                    // else its merge.
+                    if !bpe.encode_direct(b, &mut ids) {
+                        let f = pieces[0] as usize;
+                        ids.extend_from_slice(&cache[start[f]..start[f + 1]]);
+                    }
+                } else {
+                    // Runs of stage-1 chunks joined by boundaries a token may span are merged
+                    // as one (the whole chunk, shortcut included, when that is all of it).
+                    let lens = &fine.bytes[fine.ends[i]..fine.ends[i + 1]];
+                    let (mut pos, mut from, mut group) = (0, 0, 0);
+                    for (q, &len) in lens.iter().enumerate() {
+                        if q > 0 && !crossings.may_cross(b, pos) {
+                            if group == 1 {
+                                let g = pieces[q - 1] as usize;
+                                ids.extend_from_slice(&cache[start[g]..start[g + 1]]);
+                            } else {
+                                whole += 1;
+                                bpe.merge(&b[from..pos], &mut ids);
+                            }
+                            from = pos;
+                            group = 0;
+                        }
+                        group += 1;
+                        pos += len as usize;
+                    }
+                    if from == 0 {
+                        whole += 1;
+                        bpe.encode_chunk(b, &mut ids);
+                    } else if group == 1 {
+                        let g = *pieces.last().expect("pieces") as usize;
+                        ids.extend_from_slice(&cache[start[g]..start[g + 1]]);
+                    } else {
+                        whole += 1;
+                        bpe.merge(&b[from..], &mut ids);
+                    }
+                }
+                if ids.len() - n < 2 {
+                    ids.truncate(n);
+                } else {
+                    lens.push((ids.len() - n) as u32);
+                    counts.push(*c);
+                }
+            }
+            (ids, lens, counts, whole)
+        })
+        .collect();
+    let mut w = Words {
+        ids: Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum()),
+        start: vec![0],
+        len: Vec::new(),
+        count: Vec::new(),
+    };
+    let mut whole = 0;
+    for (ids, lens, counts, wh) in parts {
+        for l in &lens {
+            let s = *w.start.last().expect("non-empty");
+            w.start.push(s + *l as usize);
+        }
+        w.ids.extend_from_slice(&ids);
+        w.len.extend_from_slice(&lens);
+        w.count.extend_from_slice(&counts);
+        whole += wh;
+    }
+    (w, whole)
+}
+
+/// Which byte contexts a token of a vocabulary spans: for every token and every inner
+/// position, the up-to-3 bytes on each side (fewer where the token ends), so that "can a
+/// token span position `pos` of this text" is answered with at most 9 set look-ups.
+struct Crossings {
+    /// Byte bigrams inside some token (a quick "no").
+    bigrams: Vec<u64>,
+    keys: rustc_hash::FxHashSet<u64>,
+}
+
+impl Crossings {
+    fn new(bpe: &crate::bpe::Bpe) -> Self {
+        let mut bigrams = vec![0u64; 1 << 10];
+        let mut keys = rustc_hash::FxHashSet::default();
+        for t in bpe.tokens() {
+            for p in 1..t.len() {
+                let bg = (usize::from(t[p - 1]) << 8) | usize::from(t[p]);
+                bigrams[bg >> 6] |= 1 << (bg & 63);
+                keys.insert(Self::key(
+                    &t[p.saturating_sub(3)..p],
+                    &t[p..t.len().min(p + 3)],
+                ));
+            }
+        }
+        Crossings { bigrams, keys }
+    }
+
+    /// Left bytes (1–3), right bytes (1–3) and both lengths in one integer.
+    #[inline]
+    fn key(left: &[u8], right: &[u8]) -> u64 {
+        let mut k = 0u64;
+        for &x in left {
+            k = (k << 8) | u64::from(x);
+        }
+        k = (k << 2) | left.len() as u64;
+        for &x in right {
+            k = (k << 8) | u64::from(x);
+        }
+        (k << 2) | right.len() as u64
+    }
+
+    /// Whether some token could cover bytes on both sides of `text[pos]` (`0 < pos < len`).
+    /// A token that does has some left length `ll` (exact below 3, else its last 3 bytes) and
+    /// right length `rl` with exactly those bytes around `pos`, so "no" is always right.
+    #[inline]
+    fn may_cross(&self, text: &[u8], pos: usize) -> bool {
+        let bg = (usize::from(text[pos - 1]) << 8) | usize::from(text[pos]);
+        if self.bigrams[bg >> 6] & (1 << (bg & 63)) == 0 {
+            return false;
+        }
+        let (la, ra) = (pos.min(3), (text.len() - pos).min(3));
+        (1..=la).any(|ll| {
+            (1..=ra).any(|rl| {
+                self.keys
+                    .contains(&Self::key(&text[pos - ll..pos], &text[pos..pos + rl]))
+            })
+        })
+    }
 }
 
 /// Cuts `text` to at most `cap` characters; returns the kept text and the number of chars cut.
@@ -490,7 +817,7 @@ struct Words {
 }
 
 impl Words {
-    fn new(chunks: impl Iterator<Item = (Box<str>, i64)>) -> Self {
+    fn new<S: AsRef<str>>(chunks: impl Iterator<Item = (S, i64)>) -> Self {
         let mut w = Words {
             ids: Vec::new(),
             start: vec![0],
@@ -498,52 +825,11 @@ impl Words {
             count: Vec::new(),
         };
         for (k, c) in chunks {
-            w.ids.extend(k.bytes().map(u32::from));
+            let k = k.as_ref().as_bytes();
+            w.ids.extend(k.iter().map(|&b| u32::from(b)));
             w.start.push(w.ids.len());
             w.len.push(k.len() as u32);
             w.count.push(c);
-        }
-        w
-    }
-
-    /// Sorted chunks encoded with `bpe` (tiktoken's rule); chunks of one token are left out.
-    fn encoded(bpe: &crate::bpe::Bpe, chunks: Vec<(Box<str>, i64)>) -> Self {
-        let per = chunks
-            .len()
-            .div_ceil(rayon::current_num_threads() * 4)
-            .max(1);
-        let parts: Vec<(Vec<u32>, Vec<u32>, Vec<i64>)> = chunks
-            .par_chunks(per)
-            .map(|part| {
-                let (mut ids, mut lens, mut counts) = (Vec::new(), Vec::new(), Vec::new());
-                for (k, c) in part {
-                    let n = ids.len();
-                    bpe.encode_chunk(k.as_bytes(), &mut ids);
-                    if ids.len() - n < 2 {
-                        ids.truncate(n);
-                    } else {
-                        lens.push((ids.len() - n) as u32);
-                        counts.push(*c);
-                    }
-                }
-                (ids, lens, counts)
-            })
-            .collect();
-        drop(chunks);
-        let mut w = Words {
-            ids: Vec::new(),
-            start: vec![0],
-            len: Vec::new(),
-            count: Vec::new(),
-        };
-        for (ids, lens, counts) in parts {
-            for l in &lens {
-                let s = *w.start.last().expect("non-empty");
-                w.start.push(s + *l as usize);
-            }
-            w.ids.extend_from_slice(&ids);
-            w.len.extend_from_slice(&lens);
-            w.count.extend_from_slice(&counts);
         }
         w
     }
@@ -558,7 +844,67 @@ impl Words {
 struct Slot {
     count: i64,
     /// Words that may contain the pair (may hold stale entries and duplicates).
-    words: Vec<u32>,
+    words: WordList,
+}
+
+/// A list of word indices that keeps its first entry inline: most pairs of a large index occur
+/// in one word only, and then need no allocation of their own.
+struct WordList {
+    /// The first entry, [`WordList::EMPTY`] when there is none.
+    first: u32,
+    rest: Vec<u32>,
+}
+
+impl Default for WordList {
+    fn default() -> Self {
+        WordList {
+            first: Self::EMPTY,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl WordList {
+    const EMPTY: u32 = u32::MAX;
+
+    #[inline]
+    fn last(&self) -> Option<u32> {
+        match self.rest.last() {
+            Some(&w) => Some(w),
+            None => (self.first != Self::EMPTY).then_some(self.first),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, w: u32) {
+        debug_assert_ne!(w, Self::EMPTY);
+        if self.first == Self::EMPTY {
+            self.first = w;
+        } else {
+            self.rest.push(w);
+        }
+    }
+
+    fn extend_from_slice(&mut self, ws: &[u32]) {
+        if let Some((&w, more)) = ws.split_first() {
+            self.push(w);
+            self.rest.extend_from_slice(more);
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first != Self::EMPTY) + self.rest.len()
+    }
+
+    /// All entries (in no particular order), leaving the list empty.
+    fn take(&mut self) -> Vec<u32> {
+        let mut v = std::mem::take(&mut self.rest);
+        if self.first != Self::EMPTY {
+            v.push(self.first);
+            self.first = Self::EMPTY;
+        }
+        v
+    }
 }
 
 /// Pair -> slot, sharded by a hash of the pair so that the index is built in parallel without
@@ -588,7 +934,7 @@ impl PairIndex {
                         }
                         let slot = m.entry(key).or_default();
                         slot.count += c;
-                        if slot.words.last() != Some(&(w as u32)) {
+                        if slot.words.last() != Some(w as u32) {
                             slot.words.push(w as u32);
                         }
                     }
@@ -709,11 +1055,12 @@ struct Job {
 /// words are written in (the 256 bytes first).
 fn merge_loop(
     mut words: Words,
-    index: &mut PairIndex,
+    mut index_owned: PairIndex,
     mut tokens: Vec<Vec<u8>>,
     target: usize,
     progress: &dyn Progress,
 ) -> (Vec<Vec<u8>>, u32) {
+    let index = &mut index_owned;
     let n_merges = (target - 256) as u32;
     let mut by_bytes: FxHashMap<Vec<u8>, u32> = tokens
         .iter()
@@ -768,7 +1115,7 @@ fn merge_loop(
             }
         };
 
-        let mut list = std::mem::take(&mut index.map(key).get_mut(&key).expect("present").words);
+        let mut list = index.map(key).get_mut(&key).expect("present").words.take();
         list.sort_unstable();
         list.dedup();
 
@@ -873,7 +1220,14 @@ fn merge_loop(
         }
     }
     progress.update(Phase::Merge, u64::from(done));
+    drop_in_background((words, index_owned, heap));
     (tokens, dups)
+}
+
+/// Frees large training structures on the thread pool, so that the hundreds of thousands of
+/// small frees overlap the (mostly sequential) work that follows instead of delaying it.
+fn drop_in_background<T: Send + 'static>(x: T) {
+    rayon::spawn(move || drop(x));
 }
 
 /// Applies one count delta; a pair whose count reaches zero occurs nowhere any more, so its slot
@@ -886,7 +1240,7 @@ fn apply_delta(index: &mut PairIndex, p: u64, dc: i64, g: Option<u32>, gained: &
             let s = e.get_mut();
             s.count += dc;
             if let Some(w) = g
-                && s.words.last() != Some(&w)
+                && s.words.last() != Some(w)
             {
                 s.words.push(w);
                 gained.push(p);
@@ -901,7 +1255,7 @@ fn apply_delta(index: &mut PairIndex, p: u64, dc: i64, g: Option<u32>, gained: &
             }
             let s = e.insert(Slot {
                 count: dc,
-                words: Vec::new(),
+                words: WordList::default(),
             });
             if let Some(w) = g {
                 s.words.push(w);
@@ -1016,16 +1370,9 @@ mod tests {
             chunks.iter().map(|(s, c)| ((*s).into(), *c)).collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let words = Words::new(sorted.into_iter().filter(|(k, _)| k.len() >= 2));
-        let mut index = PairIndex::build(&words);
+        let index = PairIndex::build(&words);
         let bytes = (0..=255u8).map(|b| vec![b]).collect();
-        merge_loop(
-            words,
-            &mut index,
-            bytes,
-            256 + n_merges as usize,
-            &NoProgress,
-        )
-        .0
+        merge_loop(words, index, bytes, 256 + n_merges as usize, &NoProgress).0
     }
 
     #[test]
@@ -1056,6 +1403,165 @@ mod tests {
             let want = reference(&chunks, 10_000);
             let want: Vec<_> = want.into_iter().take(256 + m as usize).collect();
             assert_eq!(got, want, "{m} merges");
+        }
+    }
+
+    /// Paragraphs of the bundled Aozora sample.
+    fn sample_paragraphs() -> Vec<String> {
+        include_str!("../tests/data/aozora_sample.jsonl")
+            .lines()
+            .flat_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("sample JSONL");
+                let t = v["text"].as_str().expect("text").to_string();
+                t.lines().map(str::to_string).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The sorted distinct `ja-phrase` chunks of the sample, with counts.
+    fn coarse_sample() -> Vec<(Box<str>, i64)> {
+        let mut counter = ChunkCounter::new(&SplitPattern::JaPhrase, None).unwrap();
+        counter.add_documents(&sample_paragraphs()).unwrap();
+        let mut coarse: Vec<(Box<str>, i64)> = counter.counts.into_iter().collect();
+        coarse.sort_by(|a, b| a.0.cmp(&b.0));
+        coarse
+    }
+
+    /// The stage-2 words encoded the slow way: every coarse chunk whole, with tiktoken's rule.
+    fn encode_whole(bpe: &crate::bpe::Bpe, coarse: &[(Box<str>, i64)]) -> (Vec<u32>, Vec<i64>) {
+        let (mut ids, mut counts) = (Vec::new(), Vec::new());
+        for (k, c) in coarse {
+            let mut e = Vec::new();
+            bpe.encode_chunk(k.as_bytes(), &mut e);
+            if e.len() >= 2 {
+                ids.extend_from_slice(&e);
+                ids.push(u32::MAX); // word separator
+                counts.push(*c);
+            }
+        }
+        (ids, counts)
+    }
+
+    fn flat(w: &Words) -> Vec<u32> {
+        let mut v = Vec::new();
+        for i in 0..w.n() {
+            v.extend_from_slice(&w.ids[w.start[i]..w.start[i] + w.len[i] as usize]);
+            v.push(u32::MAX);
+        }
+        v
+    }
+
+    #[test]
+    fn assembled_stage2_encoding_equals_whole_chunk_encoding() {
+        let coarse = coarse_sample();
+        let fine = fine_chunks(&coarse, &Splitter::new(&SplitPattern::Ja).unwrap()).unwrap();
+        assert!(
+            fine.seq.len() > coarse.len(),
+            "coarse chunks hold several ja chunks"
+        );
+        // A stage-1-like vocabulary (tokens within ja chunks: assembled from the cache) and a
+        // ja-phrase one (its tokens span ja chunks: runs must be encoded together).
+        let n = coarse.len() as u64;
+        for (pattern, joined) in [
+            (SplitPattern::Ja, 0..n / 10),
+            (SplitPattern::JaPhrase, 100..u64::MAX),
+        ] {
+            let config = TrainConfig {
+                vocab_size: 1200,
+                pattern: pattern.clone(),
+                ..TrainConfig::default()
+            };
+            let (tok, _) =
+                train_from_iter(sample_paragraphs(), &config, None, None, &NoProgress).unwrap();
+            let bpe =
+                crate::bpe::Bpe::new(tok.mergeable_tokens().map(<[u8]>::to_vec).collect()).unwrap();
+            let (words, j) = encode_coarse(&bpe, &coarse, &fine);
+            let (want, counts) = encode_whole(&bpe, &coarse);
+            assert_eq!(flat(&words), want, "{pattern}");
+            assert_eq!(words.count, counts, "{pattern}");
+            assert!(
+                joined.contains(&j),
+                "{pattern}: {j} joined runs of {n} chunks"
+            );
+        }
+    }
+
+    #[test]
+    fn crossings_never_miss_a_spanning_token() {
+        let tokens: Vec<Vec<u8>> = (0..=255u8)
+            .map(|b| vec![b])
+            .chain([
+                b"ab".to_vec(),
+                b"abc".to_vec(),
+                b"bcd".to_vec(),
+                b"xabcdy".to_vec(),
+            ])
+            .collect();
+        let bpe = crate::bpe::Bpe::new(tokens.clone()).unwrap();
+        let c = Crossings::new(&bpe);
+        let mut x: u64 = 99;
+        for _ in 0..20_000 {
+            let n = 2 + (x % 9) as usize;
+            let text: Vec<u8> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b"abcdxy"[(x % 6) as usize]
+                })
+                .collect();
+            for pos in 1..n {
+                let spans = tokens.iter().filter(|t| t.len() >= 2).any(|t| {
+                    (1..t.len()).any(|p| {
+                        pos >= p
+                            && pos + t.len() - p <= n
+                            && text[pos - p..pos + t.len() - p] == t[..]
+                    })
+                });
+                if spans {
+                    assert!(c.may_cross(&text, pos), "{:?} at {pos}", text);
+                }
+            }
+        }
+        assert!(!c.may_cross(b"ba", 1));
+        assert!(c.may_cross(b"abc", 1) && c.may_cross(b"abc", 2));
+    }
+
+    #[test]
+    fn fine_split_order_does_not_depend_on_threads() {
+        let coarse = coarse_sample();
+        let split = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let f = fine_chunks(&coarse, &Splitter::new(&SplitPattern::Ja).unwrap()).unwrap();
+                let chunks: Vec<(String, i64)> = f
+                    .chunks
+                    .iter()
+                    .map(|(k, c)| ((*k).to_string(), *c))
+                    .collect();
+                (chunks, f.seq, f.bytes, f.ends)
+            })
+        };
+        let one = split(1);
+        // Every coarse chunk is the concatenation of its pieces, with the right lengths.
+        for (i, (k, _)) in coarse.iter().enumerate() {
+            let (a, b) = (one.3[i], one.3[i + 1]);
+            let joined: String = one.1[a..b]
+                .iter()
+                .map(|&f| one.0[f as usize].0.as_str())
+                .collect();
+            assert_eq!(&joined, &**k);
+            let lens: Vec<u32> = one.1[a..b]
+                .iter()
+                .map(|&f| one.0[f as usize].0.len() as u32)
+                .collect();
+            assert_eq!(lens, one.2[a..b]);
+        }
+        for threads in [2, 3, 7] {
+            assert!(one == split(threads), "{threads} threads");
         }
     }
 
