@@ -519,8 +519,25 @@ fn tool_calls(r: &Record) -> Vec<(String, String, String)> {
 #[test]
 fn translating_gsm8k_keeps_tool_calls_and_survives_faults() {
     let env = Env::new();
-    let input = env.file("gsm8k_en.jsonl", GSM8K_EN);
-    env.import(&input, "math", "gsm8k_en", &[]).ok();
+    // GSM8K train from the hub (the `gsm8k-en` recipe; its fixture holds GSM8K_EN's rows
+    // and one test-split row that must not be read).
+    let hub = hub();
+    let r = env.ingest(&hub, &["gsm8k-en"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = env.manifest("gsm8k_en");
+    assert_eq!((m.rows, m.license.as_str()), (6, "MIT"));
+    let questions: Vec<String> = env
+        .records("gsm8k_en")
+        .iter()
+        .map(|r| match r {
+            Record::Math(mp) => mp.question.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for line in GSM8K_EN.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(questions.contains(&row["question"].as_str().unwrap().to_string()));
+    }
     let chat = ChatStandIn::new();
     let server = Server::start(chat.clone());
     *chat.api_key.lock().unwrap() = Some("sk-test-secret".into());

@@ -504,7 +504,7 @@ pub fn conversation_from_json(text: &str, defaults: &RowDefaults<'_>) -> Option<
     let mut messages = Vec::with_capacity(items.len());
     for m in items {
         // `role` first, then `from`; `content` first, then `value` (as `messages_from_array`).
-        let r = m.role.as_deref().or(m.from.as_deref())?;
+        let r = m.role.or(m.from)?;
         let role = role(r).ok()?;
         let content = m.content.or(m.value)?;
         messages.push(Message {
@@ -526,24 +526,25 @@ pub fn conversation_from_json(text: &str, defaults: &RowDefaults<'_>) -> Option<
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FastRow {
+struct FastRow<'a> {
     #[serde(default)]
     id: Option<FastId>,
-    #[serde(default, deserialize_with = "present")]
-    conversations: Option<Vec<FastMessage>>,
-    #[serde(default, deserialize_with = "present")]
-    messages: Option<Vec<FastMessage>>,
+    #[serde(default, deserialize_with = "present", borrow)]
+    conversations: Option<Vec<FastMessage<'a>>>,
+    #[serde(default, deserialize_with = "present", borrow)]
+    messages: Option<Vec<FastMessage<'a>>>,
 }
 
 /// A message field must be a string when present: `null` fails the typed parse (the generic
-/// adapter treats `null` and absent differently for some fields).
+/// adapter treats `null` and absent differently for some fields). Roles are borrowed from the
+/// line (a role with an escape in it fails the typed parse and takes the generic route).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FastMessage {
-    #[serde(default, deserialize_with = "present")]
-    role: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    from: Option<String>,
+struct FastMessage<'a> {
+    #[serde(default, deserialize_with = "present", borrow)]
+    role: Option<&'a str>,
+    #[serde(default, deserialize_with = "present", borrow)]
+    from: Option<&'a str>,
     #[serde(default, deserialize_with = "present")]
     content: Option<String>,
     #[serde(default, deserialize_with = "present")]

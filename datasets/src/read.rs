@@ -436,7 +436,7 @@ impl Utf8Stream {
                     read
                 }
             };
-            self.lines += self.out.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.lines += memchr::memchr_iter(b'\n', &self.out).count() as u64;
             self.offset += consumed as u64;
             let total = start + consumed;
             self.in_buf.copy_within(total..self.in_len, 0);
