@@ -361,6 +361,26 @@ fn pretokenized_datasets_train_like_their_sources() {
         .ok()
         .stderr;
     assert!(err.contains("published sample_documents_tokens@1"), "{err}");
+    // A table (here the tokens dataset itself) is refused with a clear error, nothing published.
+    let r = env.run(&[
+        "mix",
+        "tokenize",
+        "sample_documents_tokens",
+        "--tokenizer",
+        "byte",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("sample_documents_tokens@1 is a table, not a dataset of records"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !env.home()
+            .join("datasets/sample_documents_tokens_tokens")
+            .exists()
+    );
     let a = env.dir.path().join("a");
     let b = env.dir.path().join("b");
     let run = |out: &Path, data: &str, extra: &[&str]| {

@@ -34,3 +34,4 @@ pub use records::{
 pub mod io;
 pub mod read;
 pub mod schema;
+pub mod svg;

@@ -376,7 +376,7 @@ impl Audit {
         svg += &format!(
             "<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{} — token lengths ({} rows, limit {})</text>\n",
             w / 2.0,
-            xml_escape(&self.target),
+            njp_datasets::svg::escape_text(&self.target),
             self.overall.rows,
             self.max_seq_len
         );
@@ -446,12 +446,6 @@ impl Audit {
         svg += "</svg>\n";
         svg
     }
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

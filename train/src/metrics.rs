@@ -177,7 +177,7 @@ pub fn loss_svg(title: &str, loss: &[(u64, f64)], val_bpb: &[(u64, f64)]) -> Str
 <rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>
 "##,
         w / 2.0,
-        xml_escape(title)
+        njp_datasets::svg::escape_text(title)
     );
     for i in 0..=5 {
         let v = ymin + (ymax - ymin) * f64::from(i) / 5.0;
@@ -234,12 +234,6 @@ pub fn loss_svg(title: &str, loss: &[(u64, f64)], val_bpb: &[(u64, f64)]) -> Str
     }
     svg += "</svg>\n";
     svg
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
