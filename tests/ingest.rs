@@ -267,6 +267,7 @@ fn every_recipe_ingests_from_the_hub_stand_in() {
         panic!()
     };
     assert!(!mp.question.starts_with("問題"), "{}", mp.question);
+    assert!(!mp.question.ends_with("解答："), "{}", mp.question);
     // Bundled samples: a local source with checksums.
     let m = env.manifest("sample_conversations_ingested");
     assert!(

@@ -498,7 +498,8 @@ impl OasstForest {
         }
         let parent = match lookup(&value, "parent_id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.is_empty() => None,
+            // pandas-exported dumps (kunishou/oasst1-89k-ja) write a root's missing parent as "nan".
+            Some(Value::String(s)) if s.is_empty() || s == "nan" => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
                 return Err(format!("field `parent_id` is `{other}`, expected a string"));
