@@ -89,7 +89,10 @@ const ROW_GROUPS_IN_FLIGHT: usize = 4;
 ///
 /// Row groups are encoded and compressed on the rayon pool while the next one fills (zstd is
 /// most of a writer's work), and appended to the file in order: the file is byte-identical
-/// whatever the thread count. Called from inside the rayon pool, a sink encodes inline.
+/// whatever the thread count. Called from inside the rayon pool, a sink encodes inline. A
+/// thread that the pool's workers wait on (a producer feeding a parallel stage through a
+/// channel) must not write a sink while those workers are blocked: the encoding jobs would have
+/// no worker to run on.
 pub struct ParquetSink {
     path: PathBuf,
     writer: SerializedFileWriter<BufWriter<File>>,
