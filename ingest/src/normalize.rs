@@ -296,10 +296,9 @@ fn needs_whitespace_cleanup(s: &str) -> bool {
 
 /// Trailing blanks removed per line, 3+ newlines → 2, whole text trimmed. `None` when unchanged.
 fn clean_whitespace(s: &str) -> Option<String> {
-    let edge = is_edge;
     let mut out = String::with_capacity(s.len());
     let mut newlines = 0usize;
-    for (i, line) in s.trim_matches(edge).split('\n').enumerate() {
+    for (i, line) in s.trim_matches(is_edge).split('\n').enumerate() {
         let line = line.trim_end_matches([' ', '\t', '\u{3000}']);
         if i > 0 {
             if line.is_empty() {

@@ -58,9 +58,6 @@ pub struct Fetched {
     pub inputs: Vec<Input>,
     /// Per file: what the download took.
     pub downloads: Vec<(String, DownloadStats)>,
-    /// The source files' SHA-256 is computed by [`ingest`], beside the pipeline (local files:
-    /// hashing 1 GB takes seconds that need not come before the first row).
-    pub hash_on_ingest: bool,
 }
 
 /// Resolves and downloads a hub recipe's files (`revision` overrides the recipe's).
@@ -110,11 +107,11 @@ pub fn fetch_hub(
         },
         inputs,
         downloads,
-        hash_on_ingest: false,
     })
 }
 
-/// Local files as a source. Their SHA-256 is computed while [`ingest`] reads them.
+/// Local files as a source. [`ingest`] computes their SHA-256 beside the pipeline (hashing
+/// 1 GB takes seconds that need not come before the first row); this only checks they exist.
 pub fn local_inputs(inputs: Vec<Input>) -> Result<Fetched> {
     let mut files = Vec::new();
     for i in &inputs {
@@ -134,16 +131,16 @@ pub fn local_inputs(inputs: Vec<Input>) -> Result<Fetched> {
         source: Source::Local { files },
         inputs,
         downloads: Vec::new(),
-        hash_on_ingest: true,
     })
 }
 
 /// The source files' (SHA-256, bytes), being computed on their own thread.
 type Hashing = std::thread::JoinHandle<Result<Vec<(String, u64)>>>;
 
-/// Hashes the source files on their own thread; [`with_checksums`] puts the results in place.
+/// Hashes local source files on their own thread (hub files were verified on download);
+/// [`with_checksums`] puts the results in place.
 fn spawn_hashing(fetched: &Fetched) -> Option<Hashing> {
-    if !fetched.hash_on_ingest {
+    if !matches!(fetched.source, Source::Local { .. }) {
         return None;
     }
     let paths: Vec<PathBuf> = fetched.inputs.iter().map(|i| i.path.clone()).collect();
