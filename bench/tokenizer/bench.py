@@ -202,6 +202,10 @@ def record(name, r, tokens):
 jobs = [
     ("njp ja", lambda: njp_train("ja", f"{out}/njp-ja"), lambda: njp_compress(f"{out}/njp-ja")),
     ("njp ja (1 thread)", lambda: njp_train("ja", f"{out}/njp-ja-1t", threads=1), lambda: njp_compress(f"{out}/njp-ja-1t")),
+    # Best compression (opt-in): two stages, ja-char up to 1,024 ids, then ja-span chunks.
+    ("njp ja-char->ja-span", lambda: njp_train("ja-char", f"{out}/njp-ja-span", extra=(
+        "--stage2-pattern", "ja-span", "--transition-vocab", "1024")),
+     lambda: njp_compress(f"{out}/njp-ja-span")),
     ("njp gpt4", lambda: njp_train("gpt4", f"{out}/njp-gpt4"), lambda: njp_compress(f"{out}/njp-gpt4")),
     # Opt-in two-stage training (SuperBPE-style): ja up to 8,192 ids, then ja-phrase chunks.
     ("njp ja->ja-phrase", lambda: njp_train("ja", f"{out}/njp-ja-phrase", extra=(
@@ -256,7 +260,7 @@ print(json.dumps({"tiktoken_best_mb_s": len(text.encode()) / 1e6 / ts[0],
     "first_diff_tiktoken": next((i for i, (a, b) in enumerate(zip(ours, ids)) if a != b), None),
     "first_diff_hf": next((i for i, (a, b) in enumerate(zip(ours, hids)) if a != b), None)}))
 """
-for pat in ["ja", "gpt4", "ja-phrase"]:
+for pat in ["ja", "gpt4", "ja-phrase", "ja-span"]:
     model = f"{out}/njp-{pat}"
     if not os.path.exists(model):
         continue

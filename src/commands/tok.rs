@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
 use njp_tokenizer::{
-    ChunkCounter, Phase, Progress, SplitPattern, Tokenizer, TrainConfig, TruncationPolicy,
+    ChunkCounter, Phase, Progress, Tokenizer, TrainConfig, TruncationPolicy,
     parse_conversation_json,
 };
 
@@ -55,11 +55,16 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Split pattern: `ja` (kanji+okurigana, default), `ja-script`, `gpt4` (nanochat's),
-    /// `ja-phrase` (letter runs + trailing Japanese punctuation) or `regex:<fancy-regex>`.
+    /// `ja-phrase` (letter runs + trailing Japanese punctuation), `ja-span` (letters up to
+    /// whitespace or digits), `ja-char` (kanji words, other characters alone) or
+    /// `regex:<fancy-regex>`. With `--stage2-pattern`: the first stage's pattern. Best
+    /// compression measured: `--pattern ja-char --stage2-pattern ja-span --transition-vocab 1024`.
     #[arg(long, default_value = "ja")]
     pattern: String,
-    /// Second training stage over coarser chunks (SuperBPE-style), e.g. `ja-phrase`: a pattern
-    /// as `--pattern`. The tokenizer then splits with this pattern. Needs `--transition-vocab`.
+    /// Second training stage over coarser chunks (SuperBPE-style), e.g. `ja-span` or
+    /// `ja-phrase`: a pattern as `--pattern`. The tokenizer then splits with this pattern. Needs
+    /// `--transition-vocab`. `ja-span` chunks are paragraph-sized: cap big corpora with
+    /// `--max-chars`.
     #[arg(long, value_name = "PATTERN", requires = "transition_vocab")]
     stage2_pattern: Option<String>,
     /// Vocabulary size (including the specials) at which the second stage starts.
@@ -285,20 +290,14 @@ fn feed_file(path: &Path, feeder: &mut Feeder<'_>, bar: &ProgressBar) -> anyhow:
 
 fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitStatus> {
     let p = &ctx.printer;
-    let pattern: SplitPattern = a.pattern.parse()?;
-    let stage2 = match (&a.stage2_pattern, a.transition_vocab) {
-        (Some(p2), Some(t)) => Some(njp_tokenizer::Stage2 {
+    let mut config = TrainConfig::one_stage(a.vocab_size, a.pattern.parse()?);
+    if let (Some(p2), Some(t)) = (&a.stage2_pattern, a.transition_vocab) {
+        config.stage2 = Some(njp_tokenizer::Stage2 {
             pattern: p2.parse()?,
             transition_vocab: t,
-        }),
-        _ => None,
-    };
-    let config = TrainConfig {
-        vocab_size: a.vocab_size,
-        pattern: pattern.clone(),
-        stage2,
-        ..TrainConfig::default()
-    };
+        });
+    }
+    let pattern = config.pattern.clone();
     config.stage1_merges()?;
     let cap = (a.doc_cap > 0).then_some(a.doc_cap);
     let t0 = Instant::now();

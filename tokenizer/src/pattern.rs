@@ -12,9 +12,13 @@
 //!   held-out text it trains several times faster than `gpt4` and compresses held-out Japanese
 //!   better (numbers and method in `bench/RESULTS.md`).
 //! * [`SplitPattern::JaScript`] is the plain script split (no okurigana), kept for comparison.
+//! * [`SplitPattern::JaPhrase`] and [`SplitPattern::JaSpan`] are coarse patterns for a second
+//!   training stage ([`crate::Stage2`]); [`SplitPattern::JaChar`] (kanji words, every other
+//!   character alone) is the first stage of the best-compressing tokenizer,
+//!   [`crate::TrainConfig::span`].
 //! * [`SplitPattern::Custom`] is any fancy-regex pattern.
 //!
-//! The three built-in patterns run on a hand-written splitter ([`Splitter`]) that produces exactly
+//! The built-in patterns run on a hand-written splitter ([`Splitter`]) that produces exactly
 //! the chunks fancy-regex produces for the same pattern string (property-tested against
 //! fancy-regex on random and Japanese text), at several times the speed and without fancy-regex's
 //! backtracking limit on long whitespace runs. Custom patterns go through fancy-regex.
@@ -42,6 +46,20 @@ pub const JA_SCRIPT_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+(
 /// second stage can learn tokens such as `である。` or `ました」`. Everything else as GPT-4.
 pub const JA_PHRASE_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+[、。，．！？」』）]*|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
 
+/// The coarse pattern of the default two-stage tokenizer: a chunk runs from a letter up to the
+/// next whitespace or digit, punctuation and brackets included, so the second stage can learn
+/// tokens across words, particles and punctuation (`）は、`, `である。`, `」と`). Digits stay in
+/// nanochat's groups of at most 2; the last group may carry the letters after it (`95年に`), so a
+/// number's own digits are never merged beyond two. Apostrophe contractions, other symbols and
+/// whitespace as GPT-4.
+pub const JA_SPAN_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}[^\s\p{N}]*|\p{N}{1,2}(?:\p{L}[^\s\p{N}]*)?| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
+
+/// The first-stage pattern of the default two-stage tokenizer: a kanji run with the hiragana
+/// after it (送り仮名) is one chunk, every other character is a chunk of its own. The first
+/// merges then build whole characters and kanji words before the second stage (over
+/// [`JA_SPAN_PATTERN`] chunks) starts; not meant as a one-stage pattern.
+pub const JA_CHAR_PATTERN: &str = r"[\p{Han}々〆ヶ]+\p{Hiragana}*|(?s:.)";
+
 /// The closing punctuation [`JA_PHRASE_PATTERN`] attaches to a letter run.
 const JA_CLOSE: [char; 9] = ['、', '。', '，', '．', '！', '？', '」', '』', '）'];
 
@@ -55,20 +73,26 @@ pub enum SplitPattern {
     JaScript,
     /// nanochat's GPT-4-style pattern.
     Gpt4,
-    /// GPT-4 letter runs with trailing Japanese punctuation (the two-stage coarse pattern).
+    /// GPT-4 letter runs with trailing Japanese punctuation (an opt-in two-stage coarse pattern).
     JaPhrase,
+    /// Letters up to the next whitespace or digit (the default tokenizer's pattern).
+    JaSpan,
+    /// Kanji + okurigana, every other character alone (the default first stage).
+    JaChar,
     /// Any other fancy-regex pattern.
     Custom(String),
 }
 
 impl SplitPattern {
-    /// The short name: `ja`, `ja-script`, `gpt4` or `custom`.
+    /// The short name: `ja`, `ja-script`, `gpt4`, `ja-phrase`, `ja-span`, `ja-char` or `custom`.
     pub fn name(&self) -> &str {
         match self {
             SplitPattern::Ja => "ja",
             SplitPattern::JaScript => "ja-script",
             SplitPattern::Gpt4 => "gpt4",
             SplitPattern::JaPhrase => "ja-phrase",
+            SplitPattern::JaSpan => "ja-span",
+            SplitPattern::JaChar => "ja-char",
             SplitPattern::Custom(_) => "custom",
         }
     }
@@ -80,6 +104,8 @@ impl SplitPattern {
             SplitPattern::JaScript => JA_SCRIPT_PATTERN,
             SplitPattern::Gpt4 => GPT4_PATTERN,
             SplitPattern::JaPhrase => JA_PHRASE_PATTERN,
+            SplitPattern::JaSpan => JA_SPAN_PATTERN,
+            SplitPattern::JaChar => JA_CHAR_PATTERN,
             SplitPattern::Custom(r) => r,
         }
     }
@@ -91,6 +117,8 @@ impl SplitPattern {
             SplitPattern::JaScript,
             SplitPattern::Gpt4,
             SplitPattern::JaPhrase,
+            SplitPattern::JaSpan,
+            SplitPattern::JaChar,
         ]
         .into_iter()
         .find(|p| p.regex() == regex)
@@ -106,19 +134,23 @@ impl fmt::Display for SplitPattern {
 
 impl FromStr for SplitPattern {
     type Err = Error;
-    /// `ja`, `ja-script`, `gpt4`, or `regex:<pattern>` for a custom pattern.
+    /// `ja`, `ja-script`, `gpt4`, `ja-phrase`, `ja-span`, `ja-char`, or `regex:<pattern>` for a
+    /// custom pattern.
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "ja" => Ok(SplitPattern::Ja),
             "ja-script" | "script" => Ok(SplitPattern::JaScript),
             "gpt4" | "nanochat" => Ok(SplitPattern::Gpt4),
             "ja-phrase" => Ok(SplitPattern::JaPhrase),
+            "ja-span" => Ok(SplitPattern::JaSpan),
+            "ja-char" => Ok(SplitPattern::JaChar),
             other => match other.strip_prefix("regex:") {
                 Some(r) => Ok(SplitPattern::from_regex(r)),
                 None => Err(Error::Pattern {
                     pattern: other.to_string(),
-                    reason: "expected ja, ja-script, gpt4, ja-phrase or regex:<pattern>"
-                        .to_string(),
+                    reason:
+                        "expected ja, ja-script, gpt4, ja-phrase, ja-span, ja-char or regex:<pattern>"
+                            .to_string(),
                 }),
             },
         }
@@ -160,6 +192,8 @@ enum Letters {
     KanjiOkurigana,
     /// `\p{L}+[、。，．！？」』）]*`
     AllClose,
+    /// `\p{L}[^\s\p{N}]*`, and the digit branch `\p{N}{1,2}(?:\p{L}[^\s\p{N}]*)?`.
+    Span,
 }
 
 /// Splits text into chunks according to a [`SplitPattern`].
@@ -171,6 +205,8 @@ pub struct Splitter {
 #[derive(Debug, Clone)]
 enum Engine {
     Fast(Letters),
+    /// [`JA_CHAR_PATTERN`].
+    KanjiOrChar,
     Regex(Box<fancy_regex::Regex>),
 }
 
@@ -185,9 +221,11 @@ impl Splitter {
             SplitPattern::JaScript => Engine::Fast(Letters::Script),
             SplitPattern::Gpt4 => Engine::Fast(Letters::All),
             SplitPattern::JaPhrase => Engine::Fast(Letters::AllClose),
+            SplitPattern::JaSpan => Engine::Fast(Letters::Span),
+            SplitPattern::JaChar => Engine::KanjiOrChar,
             SplitPattern::Custom(r) => Engine::Regex(Box::new(compile(r)?)),
         };
-        if matches!(engine, Engine::Fast(_)) {
+        if !matches!(engine, Engine::Regex(_)) {
             let _ = table();
         }
         Ok(Splitter { engine })
@@ -216,6 +254,23 @@ impl Splitter {
                 while i < text.len() {
                     let e = match_at(*letters, text, i);
                     f(&text[i..e]);
+                    i = e;
+                }
+                Ok(())
+            }
+            Engine::KanjiOrChar => {
+                let mut i = 0;
+                for (j, c) in text.char_indices() {
+                    if j < i {
+                        continue;
+                    }
+                    // [\p{Han}々〆ヶ]+\p{Hiragana}*|(?s:.)
+                    let e = if bits(c) & HAN != 0 {
+                        run_end(text, run_end(text, j, HAN), HIRA)
+                    } else {
+                        j + c.len_utf8()
+                    };
+                    f(&text[j..e]);
                     i = e;
                 }
                 Ok(())
@@ -333,6 +388,18 @@ fn char_at(t: &str, i: usize) -> Option<char> {
     t[i..].chars().next()
 }
 
+/// End (exclusive) of the longest run starting at `i` of chars whose class has none of `bits_`.
+#[inline]
+fn run_end_without(t: &str, mut i: usize, bits_: u8) -> usize {
+    for c in t[i..].chars() {
+        if bits(c) & bits_ != 0 {
+            break;
+        }
+        i += c.len_utf8();
+    }
+    i
+}
+
 /// End (exclusive) of the longest run starting at `i` of chars whose class has `bit`.
 #[inline]
 fn run_end(t: &str, mut i: usize, bit: u8) -> usize {
@@ -382,6 +449,7 @@ fn letters_at(letters: Letters, t: &str, p: usize) -> Option<usize> {
             }
             e
         }),
+        Letters::Span => (b & L != 0).then(|| run_end_without(t, p, WS | N)),
         Letters::Script | Letters::KanjiOkurigana => {
             if b & HAN != 0 {
                 let e = run_end(t, p, HAN);
@@ -425,13 +493,21 @@ fn match_at(letters: Letters, t: &str, i: usize) -> usize {
     {
         return e;
     }
-    // \p{N}{1,2}
+    // \p{N}{1,2}, for `Span` followed by (?:\p{L}[^\s\p{N}]*)?
     if b & N != 0 {
-        let e = i + cl;
-        return match char_at(t, e) {
-            Some(d) if bits(d) & N != 0 => e + d.len_utf8(),
-            _ => e,
-        };
+        let mut e = i + cl;
+        if let Some(d) = char_at(t, e)
+            && bits(d) & N != 0
+        {
+            e += d.len_utf8();
+        }
+        if letters == Letters::Span
+            && let Some(l) = char_at(t, e)
+            && bits(l) & L != 0
+        {
+            e = run_end_without(t, e, WS | N);
+        }
+        return e;
     }
     //  ?[^\s\p{L}\p{N}]++[\r\n]*
     let p = if c == ' ' { i + 1 } else { i };
@@ -493,6 +569,8 @@ mod tests {
             SplitPattern::JaScript,
             SplitPattern::Gpt4,
             SplitPattern::JaPhrase,
+            SplitPattern::JaSpan,
+            SplitPattern::JaChar,
         ] {
             Splitter::new_regex(&p).unwrap();
         }
@@ -532,6 +610,32 @@ mod tests {
     }
 
     #[test]
+    fn ja_span_runs_to_whitespace_or_digits_and_ja_char_keeps_kanji_words() {
+        let text = "梅雨（つゆ）は、1995年に東京で見た。 Don't 3 cats";
+        let s = Splitter::new(&SplitPattern::JaSpan)
+            .unwrap()
+            .chunks(text)
+            .unwrap();
+        assert_eq!(
+            s,
+            [
+                "梅雨（つゆ）は、",
+                "19",
+                "95年に東京で見た。",
+                " Don't",
+                " ",
+                "3",
+                " cats"
+            ]
+        );
+        let c = Splitter::new(&SplitPattern::JaChar)
+            .unwrap()
+            .chunks("吾輩は猫である。\n\nA")
+            .unwrap();
+        assert_eq!(c, ["吾輩は", "猫である", "。", "\n", "\n", "A"]);
+    }
+
+    #[test]
     fn edge_cases_match_fancy_regex() {
         let cases = [
             "",
@@ -553,6 +657,8 @@ mod tests {
             SplitPattern::JaScript,
             SplitPattern::Gpt4,
             SplitPattern::JaPhrase,
+            SplitPattern::JaSpan,
+            SplitPattern::JaChar,
         ] {
             for c in cases {
                 both(&p, c);
@@ -572,6 +678,8 @@ mod tests {
             SplitPattern::JaScript,
             SplitPattern::Gpt4,
             SplitPattern::JaPhrase,
+            SplitPattern::JaSpan,
+            SplitPattern::JaChar,
         ];
         let fast: Vec<_> = pats.iter().map(|p| Splitter::new(p).unwrap()).collect();
         let slow: Vec<_> = pats
@@ -599,7 +707,7 @@ mod tests {
 
     #[test]
     fn pattern_names_round_trip() {
-        for s in ["ja", "ja-script", "gpt4", "ja-phrase"] {
+        for s in ["ja", "ja-script", "gpt4", "ja-phrase", "ja-span", "ja-char"] {
             assert_eq!(s.parse::<SplitPattern>().unwrap().name(), s);
         }
         assert_eq!(

@@ -72,18 +72,48 @@ pub struct Stage2 {
     pub transition_vocab: u32,
 }
 
+/// Where the second stage of [`TrainConfig::span`] starts (ids including the specials): once the
+/// first merges have built the characters and the common kanji words. Chosen by held-out
+/// compression at 32,768 and 65,536 (`bench/RESULTS.md`); lowered for small vocabularies.
+pub const SPAN_TRANSITION_VOCAB: u32 = 1024;
+
+/// The default: one stage of [`SplitPattern::Ja`] at nanochat's 65,536 with its 9 specials.
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig {
-            vocab_size: 65_536,
-            pattern: SplitPattern::default(),
-            special_tokens: NANOCHAT_SPECIALS.iter().map(|s| (*s).to_string()).collect(),
-            stage2: None,
-        }
+        TrainConfig::one_stage(65_536, SplitPattern::Ja)
     }
 }
 
 impl TrainConfig {
+    /// The best-compressing Japanese tokenizer measured (opt-in; `bench/RESULTS.md`): two stages,
+    /// `ja-char` (characters and kanji words) up to [`SPAN_TRANSITION_VOCAB`] ids, then
+    /// `ja-span` (letters up to whitespace or digits, punctuation included), which is also the
+    /// trained tokenizer's split pattern. Below a vocabulary of twice [`SPAN_TRANSITION_VOCAB`]
+    /// the second stage starts halfway (or right after the bytes and specials). Its coarse
+    /// chunks are paragraph-sized and mostly unique, so training time and memory grow with the
+    /// corpus much as with nanochat's pattern: cap large corpora with `max_chars`.
+    pub fn span(vocab_size: u32) -> Self {
+        let first = 256 + NANOCHAT_SPECIALS.len() as u32;
+        TrainConfig {
+            stage2: Some(Stage2 {
+                pattern: SplitPattern::JaSpan,
+                transition_vocab: SPAN_TRANSITION_VOCAB.min((vocab_size / 2).max(first)),
+            }),
+            ..TrainConfig::one_stage(vocab_size, SplitPattern::JaChar)
+        }
+    }
+
+    /// One training stage with `pattern` (e.g. [`SplitPattern::Gpt4`]: nanochat's tokenizer,
+    /// merge for merge) and nanochat's 9 special tokens.
+    pub fn one_stage(vocab_size: u32, pattern: SplitPattern) -> Self {
+        TrainConfig {
+            vocab_size,
+            pattern,
+            special_tokens: NANOCHAT_SPECIALS.iter().map(|s| (*s).to_string()).collect(),
+            stage2: None,
+        }
+    }
+
     /// The pattern documents are counted with: the stage-2 pattern when there is a second stage
     /// (stage-1 chunks are then the stage-1 split of each coarse chunk), else `pattern`.
     pub fn count_pattern(&self) -> &SplitPattern {
@@ -1466,11 +1496,7 @@ mod tests {
             (SplitPattern::Ja, 0..n / 10),
             (SplitPattern::JaPhrase, 100..u64::MAX),
         ] {
-            let config = TrainConfig {
-                vocab_size: 1200,
-                pattern: pattern.clone(),
-                ..TrainConfig::default()
-            };
+            let config = TrainConfig::one_stage(1200, pattern.clone());
             let (tok, _) =
                 train_from_iter(sample_paragraphs(), &config, None, None, &NoProgress).unwrap();
             let bpe =

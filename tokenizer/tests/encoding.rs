@@ -183,6 +183,22 @@ fn two_stage_tokenizer_matches_reference_tiktoken_algorithm() {
 }
 
 #[test]
+fn span_tokenizer_matches_reference_tiktoken_algorithm() {
+    // Paragraph-sized chunks: the encoder's heap path on long chunks.
+    let docs = common::sample_docs();
+    let (tok, _) = njp_tokenizer::train_from_iter(
+        docs.clone(),
+        &njp_tokenizer::TrainConfig::span(4000),
+        None,
+        None,
+        &njp_tokenizer::NoProgress,
+    )
+    .unwrap();
+    let text: String = docs.concat().chars().take(40_000).collect();
+    assert_eq!(tok.encode(&text), reference_encode(&tok, &text));
+}
+
+#[test]
 fn chunk_cache_is_exact_and_per_tokenizer() {
     // Encoding the same text again (chunks now cached) and interleaving two tokenizers with
     // different vocabularies on one thread must give each tokenizer's own reference ids.

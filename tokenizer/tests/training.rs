@@ -183,6 +183,42 @@ fn two_stage_learns_tokens_across_stage1_chunks() {
 }
 
 #[test]
+fn span_preset_is_deterministic_and_compresses_better_than_one_stage() {
+    let docs = common::sample_docs();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            njp_tokenizer::train_from_iter(
+                docs.clone(),
+                &TrainConfig::span(1800),
+                None,
+                None,
+                &NoProgress,
+            )
+            .unwrap()
+        })
+    };
+    let (tok, stats) = run(1);
+    let (tok2, _) = run(3);
+    assert!(tok.mergeable_tokens().eq(tok2.mergeable_tokens()));
+    assert_eq!(tok.pattern(), &SplitPattern::JaSpan);
+    assert_eq!(tok.vocab_size(), 1800);
+    // 1,800 ids < 2 × 1,024: the second stage starts halfway.
+    assert_eq!(stats.stage2.as_ref().unwrap().stage1_merges, 900 - 256 - 9);
+    assert_eq!(
+        TrainConfig::span(65_536).stage2.unwrap().transition_vocab,
+        njp_tokenizer::SPAN_TRANSITION_VOCAB
+    );
+    let text = docs.concat();
+    let one_stage = common::train(SplitPattern::Ja, 1800).0;
+    assert!(tok.encode(&text).len() < one_stage.encode(&text).len());
+    assert_eq!(tok.decode(&tok.encode(&text)).unwrap(), text);
+}
+
+#[test]
 fn transition_vocab_out_of_range_is_an_error() {
     for t in [100, 4000] {
         let config = TrainConfig {

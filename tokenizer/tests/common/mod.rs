@@ -26,11 +26,7 @@ pub fn sample_paragraphs() -> Vec<String> {
 
 /// Trains on the sample paragraphs.
 pub fn train(pattern: SplitPattern, vocab_size: u32) -> (Tokenizer, TrainStats) {
-    let config = TrainConfig {
-        vocab_size,
-        pattern,
-        ..TrainConfig::default()
-    };
+    let config = TrainConfig::one_stage(vocab_size, pattern);
     train_from_iter(sample_paragraphs(), &config, None, None, &NoProgress).expect("training")
 }
 
