@@ -1034,30 +1034,59 @@ fn merge_word(
     d: &mut impl FnMut(u64, i64, Option<u32>),
 ) {
     let n = *len as usize;
-    let (mut r, mut wr) = (0, 0);
-    while r < n {
-        if r + 1 < n && ids[r] == a && ids[r + 1] == b {
-            if wr > 0 {
-                let x = ids[wr - 1];
-                d(pair_key(x, a), -c, None);
-                d(pair_key(x, new), c, Some(w));
-            }
-            d(pair_key(a, b), -c, None);
-            if r + 2 < n {
-                let y = ids[r + 2];
-                d(pair_key(b, y), -c, None);
-                d(pair_key(new, y), c, Some(w));
-            }
-            ids[wr] = new;
-            wr += 1;
-            r += 2;
-        } else {
-            ids[wr] = ids[r];
-            wr += 1;
-            r += 1;
+    // Jump from occurrence to occurrence and move the runs between them in one copy: words of
+    // a coarse second stage are paragraphs, and a merge touches few of their positions.
+    let Some(first) = find_pair(&ids[..n], 0, a, b) else {
+        return;
+    };
+    let (mut r, mut wr) = (first, first);
+    let mut next = Some(first);
+    while let Some(p) = next {
+        ids.copy_within(r..p, wr);
+        wr += p - r;
+        if wr > 0 {
+            let x = ids[wr - 1];
+            d(pair_key(x, a), -c, None);
+            d(pair_key(x, new), c, Some(w));
         }
+        d(pair_key(a, b), -c, None);
+        if p + 2 < n {
+            let y = ids[p + 2];
+            d(pair_key(b, y), -c, None);
+            d(pair_key(new, y), c, Some(w));
+        }
+        ids[wr] = new;
+        wr += 1;
+        r = p + 2;
+        next = find_pair(&ids[..n], r, a, b);
     }
+    ids.copy_within(r..n, wr);
+    wr += n - r;
     *len = wr as u32;
+}
+
+/// The first position `p >= from` with `ids[p] == a && ids[p + 1] == b`. Blocks of eight ids
+/// are tested for `a` without branches (vector compares) before any is looked at.
+#[inline]
+fn find_pair(ids: &[u32], from: usize, a: u32, b: u32) -> Option<usize> {
+    let n = ids.len();
+    if n < 2 {
+        return None;
+    }
+    let last = n - 1; // a pair starts before this
+    let mut i = from;
+    while i + 8 <= last {
+        let block: &[u32; 8] = ids[i..i + 8].try_into().expect("eight ids");
+        if block.iter().fold(false, |any, &x| any | (x == a)) {
+            for p in i..i + 8 {
+                if ids[p] == a && ids[p + 1] == b {
+                    return Some(p);
+                }
+            }
+        }
+        i += 8;
+    }
+    (i..last).find(|&p| ids[p] == a && ids[p + 1] == b)
 }
 
 /// The index is never rebuilt for fewer stale entries than this (small in unit tests so that
