@@ -164,6 +164,68 @@ fn bad_input_names_file_and_line() {
 }
 
 #[test]
+fn two_stage_ja_char_then_ja_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tok");
+    let t = out.to_str().unwrap();
+    let input = sample();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "tok",
+            "train",
+            "--input",
+            input.to_str().unwrap(),
+            "--vocab-size",
+            "1500",
+            "--out",
+            t,
+        ];
+        args.extend_from_slice(extra);
+        njp(&args, "")
+    };
+    let o = train(&[
+        "--pattern",
+        "ja-char",
+        "--stage2-pattern",
+        "ja-span",
+        "--transition-vocab",
+        "800",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ja-span after ja-char up to 800 tokens"),
+        "{err}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("njp-tokenizer.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["pattern"]["name"], "ja-span", "{meta}");
+    let text = "梅雨（つゆ）は、1995年に「東京」で見た。";
+    let o = njp(&["tok", "encode", "--tokenizer", t], text);
+    let ids: Vec<u32> = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let o = njp(
+        &["tok", "decode", "--tokenizer", t],
+        &serde_json::to_string(&ids).unwrap(),
+    );
+    assert_eq!(stdout(&o), text);
+
+    // A transition outside bytes + specials ..= vocab size, or a second stage without one.
+    std::fs::remove_dir_all(&out).unwrap();
+    let o = train(&["--stage2-pattern", "ja-span", "--transition-vocab", "2000"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("transition vocab 2000 must lie between"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written on error");
+    let o = train(&["--stage2-pattern", "ja-span"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--transition-vocab"));
+}
+
+#[test]
 fn train_from_a_catalog_dataset() {
     let env = crate::common::Env::new();
     env.run(&["samples", "import"]).ok();
