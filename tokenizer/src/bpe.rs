@@ -209,6 +209,12 @@ impl Bpe {
     }
 
     /// Heap over (rank, position) with lazy invalidation on a doubly linked list of parts.
+    ///
+    /// `prank[i]` is the rank of the pair that starts at live part `i` (`NONE`: no pair, or
+    /// `i` was merged away). A heap entry `(r, i)` is current exactly when `prank[i] == r`: the
+    /// pair at `i` then merges into token `r`, and since a rank names one byte string, an
+    /// entry pushed for an earlier pair at `i` with the same rank is the same merge. Entries
+    /// pack into one `u64` (rank high, position low), so the heap orders by rank, then leftmost.
     fn merge_large(&self, chunk: &[u8], out: &mut Vec<u32>) {
         let n = chunk.len();
         let mut ids: Vec<u32> = chunk.iter().map(|&b| self.byte_ids[b as usize]).collect();
@@ -216,41 +222,44 @@ impl Bpe {
         let mut next: Vec<u32> = (1..=n as u32).collect();
         next[n - 1] = NONE;
         prev[0] = NONE;
-        let mut alive = vec![true; n];
-        // (rank, position of the left part, left id, right id) — ids detect stale entries.
-        let mut heap: BinaryHeap<Reverse<(u32, u32, u32, u32)>> = BinaryHeap::with_capacity(n);
+        let mut prank = vec![NONE; n];
+        let entry = |r: u32, i: u32| Reverse((u64::from(r) << 32) | u64::from(i));
+        let mut initial = Vec::with_capacity(n);
         for i in 0..n - 1 {
             let r = self.rank(ids[i], ids[i + 1]);
+            prank[i] = r;
             if r != NONE {
-                heap.push(Reverse((r, i as u32, ids[i], ids[i + 1])));
+                initial.push(entry(r, i as u32));
             }
         }
-        while let Some(Reverse((r, i, a, b))) = heap.pop() {
+        let mut heap = BinaryHeap::from(initial);
+        while let Some(Reverse(key)) = heap.pop() {
+            let (r, i) = ((key >> 32) as u32, key as u32);
             let iu = i as usize;
-            if !alive[iu] || ids[iu] != a {
-                continue;
-            }
-            let j = next[iu];
-            if j == NONE || ids[j as usize] != b {
+            if prank[iu] != r {
                 continue;
             }
             // Merge part j into part i.
+            let j = next[iu] as usize;
             ids[iu] = r;
-            alive[j as usize] = false;
-            let k = next[j as usize];
+            prank[j] = NONE;
+            let k = next[j];
             next[iu] = k;
+            prank[iu] = NONE;
             if k != NONE {
                 prev[k as usize] = i;
                 let rr = self.rank(r, ids[k as usize]);
+                prank[iu] = rr;
                 if rr != NONE {
-                    heap.push(Reverse((rr, i, r, ids[k as usize])));
+                    heap.push(entry(rr, i));
                 }
             }
             let p = prev[iu];
             if p != NONE {
                 let rp = self.rank(ids[p as usize], r);
+                prank[p as usize] = rp;
                 if rp != NONE {
-                    heap.push(Reverse((rp, p, ids[p as usize], r)));
+                    heap.push(entry(rp, p));
                 }
             }
         }
