@@ -46,15 +46,15 @@ pub const JA_SCRIPT_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+(
 /// second stage can learn tokens such as `である。` or `ました」`. Everything else as GPT-4.
 pub const JA_PHRASE_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+[、。，．！？」』）]*|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
 
-/// The coarse pattern of the default two-stage tokenizer: a chunk runs from a letter up to the
-/// next whitespace or digit, punctuation and brackets included, so the second stage can learn
-/// tokens across words, particles and punctuation (`）は、`, `である。`, `」と`). Digits stay in
-/// nanochat's groups of at most 2; the last group may carry the letters after it (`95年に`), so a
-/// number's own digits are never merged beyond two. Apostrophe contractions, other symbols and
-/// whitespace as GPT-4.
+/// The coarse pattern of the best-compressing two-stage tokenizer ([`crate::TrainConfig::span`]):
+/// a chunk runs from a letter up to the next whitespace or digit, punctuation and brackets
+/// included, so the second stage can learn tokens across words, particles and punctuation
+/// (`）は、`, `である。`, `」と`). Digits stay in nanochat's groups of at most 2; the last group
+/// may carry the letters after it (`95年に`), so a number's own digits are never merged beyond
+/// two. Apostrophe contractions, other symbols and whitespace as GPT-4.
 pub const JA_SPAN_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}[^\s\p{N}]*|\p{N}{1,2}(?:\p{L}[^\s\p{N}]*)?| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
 
-/// The first-stage pattern of the default two-stage tokenizer: a kanji run with the hiragana
+/// The first-stage pattern of [`crate::TrainConfig::span`]: a kanji run with the hiragana
 /// after it (送り仮名) is one chunk, every other character is a chunk of its own. The first
 /// merges then build whole characters and kanji words before the second stage (over
 /// [`JA_SPAN_PATTERN`] chunks) starts; not meant as a one-stage pattern.
@@ -75,9 +75,9 @@ pub enum SplitPattern {
     Gpt4,
     /// GPT-4 letter runs with trailing Japanese punctuation (an opt-in two-stage coarse pattern).
     JaPhrase,
-    /// Letters up to the next whitespace or digit (the default tokenizer's pattern).
+    /// Letters up to the next whitespace or digit (the coarse pattern of `TrainConfig::span`).
     JaSpan,
-    /// Kanji + okurigana, every other character alone (the default first stage).
+    /// Kanji + okurigana, every other character alone (the first stage of `TrainConfig::span`).
     JaChar,
     /// Any other fancy-regex pattern.
     Custom(String),
@@ -388,11 +388,11 @@ fn char_at(t: &str, i: usize) -> Option<char> {
     t[i..].chars().next()
 }
 
-/// End (exclusive) of the longest run starting at `i` of chars whose class has none of `bits_`.
+/// End (exclusive) of the longest run starting at `i` of chars whose class has none of `stop`.
 #[inline]
-fn run_end_without(t: &str, mut i: usize, bits_: u8) -> usize {
+fn run_end_without(t: &str, mut i: usize, stop: u8) -> usize {
     for c in t[i..].chars() {
-        if bits(c) & bits_ != 0 {
+        if bits(c) & stop != 0 {
             break;
         }
         i += c.len_utf8();
