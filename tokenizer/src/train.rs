@@ -1197,11 +1197,10 @@ fn merge_loop(
                     count[wi],
                     w,
                     &mut |p, dc, g| {
-                        apply_delta(slots, p, dc, g, &mut gained);
+                        apply_delta(slots, p, dc, g, &mut gained, &mut pushed);
                     },
                 );
             }
-            pushed += gained.len();
         } else {
             let parts = split_words(&mut words, &list, rayon::current_num_threads() * 4);
             let deltas: Vec<Deltas> = parts
@@ -1253,7 +1252,7 @@ fn merge_loop(
                 for d in &deltas {
                     for (&p, &(dc, _)) in d {
                         if (dc > 0) == positive {
-                            apply_delta(index, p, dc, None, &mut gained);
+                            apply_delta(index, p, dc, None, &mut gained, &mut pushed);
                         }
                     }
                 }
@@ -1292,16 +1291,27 @@ fn drop_in_background<T: Send + 'static>(x: T) {
 /// Applies one count delta; a pair whose count reaches zero occurs nowhere any more, so its slot
 /// (and its list of stale word indices) is freed.
 #[inline]
-fn apply_delta(index: &mut PairIndex, p: u64, dc: i64, g: Option<u32>, gained: &mut Vec<u64>) {
+fn apply_delta(
+    index: &mut PairIndex,
+    p: u64,
+    dc: i64,
+    g: Option<u32>,
+    gained: &mut Vec<u64>,
+    pushed: &mut usize,
+) {
     use std::collections::hash_map::Entry;
     match index.map(p).entry(p) {
         Entry::Occupied(mut e) => {
             let s = e.get_mut();
             s.count += dc;
-            if let Some(w) = g
-                && s.words.last() != Some(w)
-            {
-                s.words.push(w);
+            if let Some(w) = g {
+                if s.words.last() != Some(w) {
+                    s.words.push(w);
+                    *pushed += 1;
+                }
+                // Pushed again with its new count even when the word was already listed (a
+                // merge that reuses an existing token can raise a pair the word already had):
+                // the heap drops entries whose count is below the current one.
                 gained.push(p);
             }
             if s.count == 0 {
@@ -1318,6 +1328,7 @@ fn apply_delta(index: &mut PairIndex, p: u64, dc: i64, g: Option<u32>, gained: &
             });
             if let Some(w) = g {
                 s.words.push(w);
+                *pushed += 1;
                 gained.push(p);
             }
         }
@@ -1461,6 +1472,47 @@ mod tests {
             );
             let want = reference(&chunks, 10_000);
             let want: Vec<_> = want.into_iter().take(256 + m as usize).collect();
+            assert_eq!(got, want, "{m} merges");
+        }
+    }
+
+    #[test]
+    fn reused_tokens_match_reference_trainer() {
+        // Random words over a, b, c, d with many runs: the same bytes are reached by different
+        // merges (`aab` = a+ab = aa+b), so merges reuse existing tokens, and the pairs they
+        // create may already exist in the same word.
+        let mut x: u64 = 7;
+        let mut owned: Vec<(String, i64)> = (0..60)
+            .map(|i| {
+                let n = 1 + (i * 7) % 40;
+                let w: String = (0..n)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        ["a", "a", "b", "c", "ab", "d"][(x % 6) as usize]
+                    })
+                    .collect();
+                (w, 1 + (x % 5) as i64)
+            })
+            .collect();
+        owned.extend([
+            ("a".repeat(33), 3),
+            ("ab".repeat(20), 2),
+            ("abcabcaabbcc".repeat(3), 4),
+        ]);
+        owned.sort();
+        owned.dedup_by(|a, b| a.0 == b.0);
+        let chunks: Vec<(&str, i64)> = owned.iter().map(|(w, c)| (w.as_str(), *c)).collect();
+        let want = reference(&chunks, 10_000);
+        for m in [1, 10, 40, 120] {
+            let got = train_chunks(&chunks, m);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap();
+            assert_eq!(got, pool.install(|| train_chunks(&chunks, m)), "{m} merges");
+            let want: Vec<_> = want.iter().take(256 + m as usize).cloned().collect();
             assert_eq!(got, want, "{m} merges");
         }
     }
