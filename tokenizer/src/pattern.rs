@@ -250,29 +250,11 @@ impl Splitter {
     pub fn for_each<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) -> Result<()> {
         match &self.engine {
             Engine::Fast(letters) => {
-                let mut i = 0;
-                while i < text.len() {
-                    let e = match_at(*letters, text, i);
-                    f(&text[i..e]);
-                    i = e;
-                }
+                walk(text, |i| match_at(*letters, text, i), f);
                 Ok(())
             }
             Engine::KanjiOrChar => {
-                let mut i = 0;
-                for (j, c) in text.char_indices() {
-                    if j < i {
-                        continue;
-                    }
-                    // [\p{Han}々〆ヶ]+\p{Hiragana}*|(?s:.)
-                    let e = if bits(c) & HAN != 0 {
-                        run_end(text, run_end(text, j, HAN), HIRA)
-                    } else {
-                        j + c.len_utf8()
-                    };
-                    f(&text[j..e]);
-                    i = e;
-                }
+                walk(text, |i| kanji_or_char_at(text, i), f);
                 Ok(())
             }
             Engine::Regex(re) => {
@@ -471,6 +453,27 @@ fn letters_at(letters: Letters, t: &str, p: usize) -> Option<usize> {
     }
 }
 
+/// Calls `f` with each chunk of `t`, where `end(i)` (always > `i`) ends the chunk starting at `i`.
+#[inline]
+fn walk<'t>(t: &'t str, end: impl Fn(usize) -> usize, mut f: impl FnMut(&'t str)) {
+    let mut i = 0;
+    while i < t.len() {
+        let e = end(i);
+        f(&t[i..e]);
+        i = e;
+    }
+}
+
+/// End of the [`JA_CHAR_PATTERN`] match at `i`: `[\p{Han}々〆ヶ]+\p{Hiragana}*|(?s:.)`.
+fn kanji_or_char_at(t: &str, i: usize) -> usize {
+    let c = char_at(t, i).expect("i < len");
+    if bits(c) & HAN != 0 {
+        run_end(t, run_end(t, i, HAN), HIRA)
+    } else {
+        i + c.len_utf8()
+    }
+}
+
 /// End of the match starting at `i` (always > `i`).
 fn match_at(letters: Letters, t: &str, i: usize) -> usize {
     let c = char_at(t, i).expect("i < len");
@@ -514,13 +517,7 @@ fn match_at(letters: Letters, t: &str, i: usize) -> usize {
     if let Some(d) = char_at(t, p)
         && bits(d) & (WS | L | N) == 0
     {
-        let mut e = p;
-        for d in t[p..].chars() {
-            if bits(d) & (WS | L | N) != 0 {
-                break;
-            }
-            e += d.len_utf8();
-        }
+        let e = run_end_without(t, p, WS | L | N);
         let rest = &t.as_bytes()[e..];
         return e + rest
             .iter()

@@ -1459,19 +1459,25 @@ mod tests {
             ("abc", 2),
             ("bca", 2),
         ];
-        for m in [1, 5, 20, 40] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(3)
-                .build()
-                .unwrap();
-            let got = train_chunks(&chunks, m);
+        assert_matches_reference(&chunks, &[1, 5, 20, 40]);
+    }
+
+    /// After each of `merges`, the trainer's vocabulary on one thread and on three (the parallel
+    /// merge path) equals the reference trainer's.
+    fn assert_matches_reference(chunks: &[(&str, i64)], merges: &[u32]) {
+        let want = reference(chunks, 10_000);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for &m in merges {
+            let got = train_chunks(chunks, m);
             assert_eq!(
                 got,
-                pool.install(|| train_chunks(&chunks, m)),
+                pool.install(|| train_chunks(chunks, m)),
                 "parallel path, {m} merges"
             );
-            let want = reference(&chunks, 10_000);
-            let want: Vec<_> = want.into_iter().take(256 + m as usize).collect();
+            let want: Vec<_> = want.iter().take(256 + m as usize).cloned().collect();
             assert_eq!(got, want, "{m} merges");
         }
     }
@@ -1504,17 +1510,7 @@ mod tests {
         owned.sort();
         owned.dedup_by(|a, b| a.0 == b.0);
         let chunks: Vec<(&str, i64)> = owned.iter().map(|(w, c)| (w.as_str(), *c)).collect();
-        let want = reference(&chunks, 10_000);
-        for m in [1, 10, 40, 120] {
-            let got = train_chunks(&chunks, m);
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(3)
-                .build()
-                .unwrap();
-            assert_eq!(got, pool.install(|| train_chunks(&chunks, m)), "{m} merges");
-            let want: Vec<_> = want.iter().take(256 + m as usize).cloned().collect();
-            assert_eq!(got, want, "{m} merges");
-        }
+        assert_matches_reference(&chunks, &[1, 10, 40, 120]);
     }
 
     /// Paragraphs of the bundled Aozora sample.

@@ -4,12 +4,17 @@ mod common;
 
 use njp_tokenizer::{ChunkCounter, NoProgress, SplitPattern, TrainConfig};
 
-fn train_with_threads(threads: usize, pattern: SplitPattern, vocab: u32) -> Vec<Vec<u8>> {
-    let pool = rayon::ThreadPoolBuilder::new()
+/// Runs `f` on a rayon pool of `threads` threads.
+fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .unwrap();
-    pool.install(|| {
+        .unwrap()
+        .install(f)
+}
+
+fn train_with_threads(threads: usize, pattern: SplitPattern, vocab: u32) -> Vec<Vec<u8>> {
+    on_threads(threads, || {
         let (tok, stats) = common::train(pattern, vocab);
         assert_eq!(stats.threads, threads);
         tok.mergeable_tokens().map(<[u8]>::to_vec).collect()
@@ -140,11 +145,7 @@ fn max_chars_stops_after_the_document_that_crosses_it() {
 #[test]
 fn two_stage_is_identical_for_any_thread_count() {
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let (tok, stats) = common::train_two_stage(3000, 1500);
             assert_eq!(stats.threads, threads);
             tok.mergeable_tokens()
@@ -186,11 +187,7 @@ fn two_stage_learns_tokens_across_stage1_chunks() {
 fn span_preset_is_deterministic_and_compresses_better_than_one_stage() {
     let docs = common::sample_docs();
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             njp_tokenizer::train_from_iter(
                 docs.clone(),
                 &TrainConfig::span(1800),
