@@ -1019,9 +1019,193 @@ fn shard_of(key: u64, shift: u32) -> usize {
     }
 }
 
-/// Changes one merge makes to the pair index in one word range: per pair, the count delta and
-/// the words (ascending, each once) that gained it.
-type Deltas = FxHashMap<u64, (i64, Vec<u32>)>;
+/// The changes one merge makes to the pair index, summed per pair before any of them touches
+/// the index: the index is large and cache-cold, and a merge changes the same few pairs (the
+/// merged pair, and the pairs with its neighbours) over and over. Kept across merges so that
+/// its tables and word lists are allocated once.
+#[derive(Default)]
+struct MergeDeltas {
+    /// Pair -> position in `entries`.
+    at: FxHashMap<u64, u32>,
+    /// Entries in first-touch order; only the first `used` are live (the rest keep their
+    /// allocations for the next merge).
+    entries: Vec<DeltaEntry>,
+    used: usize,
+}
+
+#[derive(Default)]
+struct DeltaEntry {
+    pair: u64,
+    count: i64,
+    /// Words that gained the pair, ascending, each once.
+    words: Vec<u32>,
+    /// Whether the pair gained anywhere (it then goes back on the heap).
+    gained: bool,
+}
+
+impl MergeDeltas {
+    /// `at` tables above this many buckets are dropped after a merge that used few of them
+    /// (clearing costs the capacity, not the use).
+    const KEEP_BUCKETS: usize = 1 << 14;
+
+    /// The entry of `pair`, created (with nothing summed) on first use in this merge.
+    #[inline]
+    fn entry(&mut self, pair: u64) -> &mut DeltaEntry {
+        use std::collections::hash_map::Entry;
+        let i = match self.at.entry(pair) {
+            Entry::Occupied(e) => *e.get() as usize,
+            Entry::Vacant(e) => {
+                let i = self.used;
+                e.insert(i as u32);
+                if i == self.entries.len() {
+                    self.entries.push(DeltaEntry::default());
+                }
+                let en = &mut self.entries[i];
+                en.pair = pair;
+                en.count = 0;
+                en.words.clear();
+                en.gained = false;
+                self.used += 1;
+                i
+            }
+        };
+        &mut self.entries[i]
+    }
+
+    #[inline]
+    fn add(&mut self, pair: u64, dc: i64, gain: Option<u32>) {
+        let en = self.entry(pair);
+        en.count += dc;
+        if let Some(w) = gain {
+            en.gained = true;
+            if en.words.last() != Some(&w) {
+                en.words.push(w);
+            }
+        }
+    }
+
+    /// Adds the changes of a later word range (ranges absorbed in ascending word order keep
+    /// the word lists ascending).
+    fn absorb(&mut self, other: &MergeDeltas) {
+        for en in other.live() {
+            let mine = self.entry(en.pair);
+            mine.count += en.count;
+            mine.gained |= en.gained;
+            mine.words.extend_from_slice(&en.words);
+        }
+    }
+
+    fn live(&self) -> &[DeltaEntry] {
+        &self.entries[..self.used]
+    }
+
+    /// Applies the summed changes to the index: each pair's count once, each gaining word
+    /// appended to the pair's list; pairs that gained are returned in `gained` (they go back on
+    /// the heap), and `pushed` counts the word-list entries added. A pair whose count reaches
+    /// zero occurs nowhere any more: its slot (and its list of stale word indices) is freed.
+    fn apply(&mut self, index: &mut PairIndex, gained: &mut Vec<u64>, pushed: &mut usize) {
+        use std::collections::hash_map::Entry;
+        for en in &mut self.entries[..self.used] {
+            if en.gained {
+                gained.push(en.pair);
+            }
+            match index.map(en.pair).entry(en.pair) {
+                Entry::Occupied(mut e) => {
+                    let s = e.get_mut();
+                    s.count += en.count;
+                    if s.count == 0 {
+                        e.remove();
+                    } else {
+                        s.words.extend_from_slice(&en.words);
+                        *pushed += en.words.len();
+                    }
+                }
+                Entry::Vacant(e) => {
+                    // Summed over the merge a new pair's count is its gains (a pair can only
+                    // lose occurrences it had); zero when a gain was undone by a later
+                    // occurrence of the same merge, and the merged pair itself ends here too.
+                    if en.count > 0 {
+                        let mut words = WordList::default();
+                        words.extend_from_slice(&en.words);
+                        *pushed += en.words.len();
+                        e.insert(Slot {
+                            count: en.count,
+                            words,
+                        });
+                    }
+                }
+            }
+        }
+        self.clear();
+    }
+
+    fn clear(&mut self) {
+        if self.at.capacity() > Self::KEEP_BUCKETS && self.used < self.at.capacity() / 8 {
+            self.at = FxHashMap::default();
+            self.entries.truncate(self.used);
+            self.entries.shrink_to_fit();
+        } else {
+            self.at.clear();
+        }
+        self.used = 0;
+    }
+}
+
+/// How many words ahead the merge loops prefetch a word's offsets (twice this) and its first
+/// ids (this): the words of a pair's list lie far apart, and each one visited is otherwise a
+/// wait on memory.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to bring the cache line holding `p` into the cache (a hint; no effect off
+/// x86_64).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and reads nothing the program sees, whatever the
+    // address; SSE is part of the x86_64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Merges `(a, b)` into `new` in every word of `part`, summing the index changes into `d`.
+fn merge_part(part: Part<'_>, abn: (u32, u32, u32), d: &mut MergeDeltas) {
+    let Part {
+        list,
+        first,
+        base,
+        start,
+        ids,
+        len,
+        count,
+    } = part;
+    for (j, &w) in list.iter().enumerate() {
+        if let Some(&ahead) = list.get(j + 2 * PREFETCH_AHEAD) {
+            let k = ahead as usize - first;
+            prefetch(&start[k]);
+            prefetch(&len[k]);
+            prefetch(&count[k]);
+        }
+        if let Some(&ahead) = list.get(j + PREFETCH_AHEAD) {
+            prefetch(
+                ids.as_ptr()
+                    .wrapping_add(start[ahead as usize - first] - base),
+            );
+        }
+        let wi = w as usize - first;
+        merge_word(
+            &mut ids[start[wi] - base..start[wi + 1] - base],
+            &mut len[wi],
+            abn,
+            count[wi],
+            w,
+            &mut |p, dc, g| d.add(p, dc, g),
+        );
+    }
+}
 
 /// Merges `(a, b)` into `new` in one word, in place. Mirrors rustbpe's delta rules exactly.
 #[inline]
@@ -1135,6 +1319,9 @@ fn merge_loop(
     let mut done = (tokens.len() - 256) as u32;
     let report_every = (n_merges / 200).max(1);
     let parallel = rayon::current_num_threads() > 1;
+    // One merge's summed index changes, and one per word range of a parallel merge.
+    let mut deltas = MergeDeltas::default();
+    let mut scratch: Vec<MergeDeltas> = Vec::new();
 
     while done < n_merges {
         let Some(job) = heap.pop() else { break };
@@ -1178,86 +1365,27 @@ fn merge_loop(
         list.sort_unstable();
         list.dedup();
 
-        let mut gained: Vec<u64> = Vec::new();
         if !parallel || list.len() < PAR_MIN_WORDS {
-            let slots = &mut *index;
-            let Words {
-                ids,
-                start,
-                len,
-                count,
-            } = &mut words;
-            for &w in &list {
-                let wi = w as usize;
-                let s = start[wi];
-                merge_word(
-                    &mut ids[s..start[wi + 1]],
-                    &mut len[wi],
-                    (a, b, new),
-                    count[wi],
-                    w,
-                    &mut |p, dc, g| {
-                        apply_delta(slots, p, dc, g, &mut gained, &mut pushed);
-                    },
-                );
+            for part in split_words(&mut words, &list, 1) {
+                merge_part(part, (a, b, new), &mut deltas);
             }
         } else {
             let parts = split_words(&mut words, &list, rayon::current_num_threads() * 4);
-            let deltas: Vec<Deltas> = parts
-                .into_par_iter()
-                .map(|part| {
-                    let mut d = Deltas::default();
-                    for &w in part.list {
-                        let wi = w as usize - part.first;
-                        let s = part.start[wi] - part.base;
-                        let e = part.start[wi + 1] - part.base;
-                        merge_word(
-                            &mut part.ids[s..e],
-                            &mut part.len[wi],
-                            (a, b, new),
-                            part.count[wi],
-                            w,
-                            &mut |p, dc, g| {
-                                let (c, ws) = d.entry(p).or_default();
-                                *c += dc;
-                                if let Some(w) = g
-                                    && ws.last() != Some(&w)
-                                {
-                                    ws.push(w);
-                                }
-                            },
-                        );
-                    }
-                    d
-                })
-                .collect();
-            // Gains first (they create slots), then the net counts, which may empty a slot.
-            for d in &deltas {
-                for (&p, (_, ws)) in d {
-                    if !ws.is_empty() {
-                        index
-                            .map(p)
-                            .entry(p)
-                            .or_default()
-                            .words
-                            .extend_from_slice(ws);
-                        pushed += ws.len();
-                        gained.push(p);
-                    }
-                }
+            if scratch.len() < parts.len() {
+                scratch.resize_with(parts.len(), MergeDeltas::default);
             }
-            // Increases before decreases: summed per range, a count could otherwise touch zero
-            // (and free its slot) before another range's increase of the same pair is applied.
-            for positive in [true, false] {
-                for d in &deltas {
-                    for (&p, &(dc, _)) in d {
-                        if (dc > 0) == positive {
-                            apply_delta(index, p, dc, None, &mut gained, &mut pushed);
-                        }
-                    }
-                }
+            let n = parts.len();
+            parts
+                .into_par_iter()
+                .zip(scratch.par_iter_mut())
+                .for_each(|(part, d)| merge_part(part, (a, b, new), d));
+            for d in &mut scratch[..n] {
+                deltas.absorb(d);
+                d.clear();
             }
         }
+        let mut gained: Vec<u64> = Vec::new();
+        deltas.apply(index, &mut gained, &mut pushed);
         index.map(key).remove(&key);
         if pushed > index.entries.max(REBUILD_MIN) {
             *index = PairIndex::build(&words);
@@ -1286,53 +1414,6 @@ fn merge_loop(
 /// small frees overlap the (mostly sequential) work that follows instead of delaying it.
 fn drop_in_background<T: Send + 'static>(x: T) {
     rayon::spawn(move || drop(x));
-}
-
-/// Applies one count delta; a pair whose count reaches zero occurs nowhere any more, so its slot
-/// (and its list of stale word indices) is freed.
-#[inline]
-fn apply_delta(
-    index: &mut PairIndex,
-    p: u64,
-    dc: i64,
-    g: Option<u32>,
-    gained: &mut Vec<u64>,
-    pushed: &mut usize,
-) {
-    use std::collections::hash_map::Entry;
-    match index.map(p).entry(p) {
-        Entry::Occupied(mut e) => {
-            let s = e.get_mut();
-            s.count += dc;
-            if let Some(w) = g {
-                if s.words.last() != Some(w) {
-                    s.words.push(w);
-                    *pushed += 1;
-                }
-                // Pushed again with its new count even when the word was already listed (a
-                // merge that reuses an existing token can raise a pair the word already had):
-                // the heap drops entries whose count is below the current one.
-                gained.push(p);
-            }
-            if s.count == 0 {
-                e.remove();
-            }
-        }
-        Entry::Vacant(e) => {
-            if dc <= 0 && g.is_none() {
-                return; // the merged pair itself, already emptied
-            }
-            let s = e.insert(Slot {
-                count: dc,
-                words: WordList::default(),
-            });
-            if let Some(w) = g {
-                s.words.push(w);
-                *pushed += 1;
-                gained.push(p);
-            }
-        }
-    }
 }
 
 /// A contiguous range of words, mutably borrowed, with the sorted word list that falls in it.
