@@ -1019,10 +1019,15 @@ fn shard_of(key: u64, shift: u32) -> usize {
     }
 }
 
-/// The changes one merge makes to the pair index, summed per pair before any of them touches
-/// the index: the index is large and cache-cold, and a merge changes the same few pairs (the
-/// merged pair, and the pairs with its neighbours) over and over. Kept across merges so that
-/// its tables and word lists are allocated once.
+/// Count changes summed per key, with the words that gained each key; kept across merges so
+/// that its tables and word lists are allocated once.
+///
+/// Used twice per merge: a word range sums its occurrences per *neighbour* (an occurrence of
+/// `(a, b)` with left neighbour `x` turns one `(x, a)` into `(x, new)`, one with right
+/// neighbour `y` turns `(b, y)` into `(new, y)`: two updates per occurrence instead of five,
+/// keys [`LEFT`]` | x` and `y`), then [`MergeDeltas::absorb_neighbours`] expands those sums into
+/// the per-*pair* changes of the whole merge, which touch the large, cache-cold index once per
+/// pair ([`MergeDeltas::apply`]).
 #[derive(Default)]
 struct MergeDeltas {
     /// Pair -> position in `entries`.
@@ -1033,8 +1038,12 @@ struct MergeDeltas {
     used: usize,
 }
 
+/// Neighbour-sum key of a left neighbour (a right neighbour's key is its id).
+const LEFT: u64 = 1 << 63;
+
 #[derive(Default)]
 struct DeltaEntry {
+    /// A pair ([`pair_key`]) or a neighbour ([`LEFT`]).
     pair: u64,
     count: i64,
     /// Words that gained the pair, ascending, each once.
@@ -1084,14 +1093,24 @@ impl MergeDeltas {
         }
     }
 
-    /// Adds the changes of a later word range (ranges absorbed in ascending word order keep
-    /// the word lists ascending).
-    fn absorb(&mut self, other: &MergeDeltas) {
-        for en in other.live() {
-            let mine = self.entry(en.pair);
-            mine.count += en.count;
-            mine.gained |= en.gained;
-            mine.words.extend_from_slice(&en.words);
+    /// Adds a word range's neighbour sums (see the type) as pair changes; `merged` is the
+    /// range's summed count of the merged pair. Ranges absorbed in ascending word order keep
+    /// the word lists ascending.
+    fn absorb_neighbours(&mut self, sums: &MergeDeltas, merged: i64, (a, b, new): (u32, u32, u32)) {
+        self.entry(pair_key(a, b)).count -= merged;
+        for en in sums.live() {
+            let (lost, gained) = if en.pair & LEFT != 0 {
+                let x = (en.pair & !LEFT) as u32;
+                (pair_key(x, a), pair_key(x, new))
+            } else {
+                let y = en.pair as u32;
+                (pair_key(b, y), pair_key(new, y))
+            };
+            self.entry(lost).count -= en.count;
+            let g = self.entry(gained);
+            g.count += en.count;
+            g.gained = true;
+            g.words.extend_from_slice(&en.words);
         }
     }
 
@@ -1121,9 +1140,9 @@ impl MergeDeltas {
                     }
                 }
                 Entry::Vacant(e) => {
-                    // Summed over the merge a new pair's count is its gains (a pair can only
-                    // lose occurrences it had); zero when a gain was undone by a later
-                    // occurrence of the same merge, and the merged pair itself ends here too.
+                    // A pair new to the index can only have gained (losses need occurrences
+                    // it had); its sum is zero when a later occurrence of the same merge undid
+                    // the gain (`x a b a b`: the pair (new, a) comes and goes).
                     if en.count > 0 {
                         let mut words = WordList::default();
                         words.extend_from_slice(&en.words);
@@ -1142,8 +1161,7 @@ impl MergeDeltas {
     fn clear(&mut self) {
         if self.at.capacity() > Self::KEEP_BUCKETS && self.used < self.at.capacity() / 8 {
             self.at = FxHashMap::default();
-            self.entries.truncate(self.used);
-            self.entries.shrink_to_fit();
+            self.entries = Vec::new();
         } else {
             self.at.clear();
         }
@@ -1171,8 +1189,9 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Merges `(a, b)` into `new` in every word of `part`, summing the index changes into `d`.
-fn merge_part(part: Part<'_>, abn: (u32, u32, u32), d: &mut MergeDeltas) {
+/// Merges `(a, b)` into `new` in every word of `part`, summing the changes per neighbour into
+/// `d`; returns the summed count of the merged pair.
+fn merge_part(part: Part<'_>, abn: (u32, u32, u32), d: &mut MergeDeltas) -> i64 {
     let Part {
         list,
         first,
@@ -1182,6 +1201,7 @@ fn merge_part(part: Part<'_>, abn: (u32, u32, u32), d: &mut MergeDeltas) {
         len,
         count,
     } = part;
+    let mut merged = 0;
     for (j, &w) in list.iter().enumerate() {
         if let Some(&ahead) = list.get(j + 2 * PREFETCH_AHEAD) {
             let k = ahead as usize - first;
@@ -1196,18 +1216,22 @@ fn merge_part(part: Part<'_>, abn: (u32, u32, u32), d: &mut MergeDeltas) {
             );
         }
         let wi = w as usize - first;
-        merge_word(
+        merged += merge_word(
             &mut ids[start[wi] - base..start[wi + 1] - base],
             &mut len[wi],
             abn,
             count[wi],
             w,
-            &mut |p, dc, g| d.add(p, dc, g),
+            d,
         );
     }
+    merged
 }
 
-/// Merges `(a, b)` into `new` in one word, in place. Mirrors rustbpe's delta rules exactly.
+/// Merges `(a, b)` into `new` in one word, in place, summing the changes per neighbour into
+/// `d` (rustbpe's delta rules: each occurrence with left neighbour `x` moves `c` from `(x, a)`
+/// to `(x, new)`, with right neighbour `y` from `(b, y)` to `(new, y)`); returns the count
+/// the merged pair lost (`c` per occurrence).
 #[inline]
 fn merge_word(
     ids: &mut [u32],
@@ -1215,29 +1239,26 @@ fn merge_word(
     (a, b, new): (u32, u32, u32),
     c: i64,
     w: u32,
-    d: &mut impl FnMut(u64, i64, Option<u32>),
-) {
+    d: &mut MergeDeltas,
+) -> i64 {
     let n = *len as usize;
     // Jump from occurrence to occurrence and move the runs between them in one copy: words of
     // a coarse second stage are paragraphs, and a merge touches few of their positions.
     let Some(first) = find_pair(&ids[..n], 0, a, b) else {
-        return;
+        return 0;
     };
+    let mut merged = 0;
     let (mut r, mut wr) = (first, first);
     let mut next = Some(first);
     while let Some(p) = next {
         ids.copy_within(r..p, wr);
         wr += p - r;
         if wr > 0 {
-            let x = ids[wr - 1];
-            d(pair_key(x, a), -c, None);
-            d(pair_key(x, new), c, Some(w));
+            d.add(LEFT | u64::from(ids[wr - 1]), c, Some(w));
         }
-        d(pair_key(a, b), -c, None);
+        merged += c;
         if p + 2 < n {
-            let y = ids[p + 2];
-            d(pair_key(b, y), -c, None);
-            d(pair_key(new, y), c, Some(w));
+            d.add(u64::from(ids[p + 2]), c, Some(w));
         }
         ids[wr] = new;
         wr += 1;
@@ -1247,6 +1268,7 @@ fn merge_word(
     ids.copy_within(r..n, wr);
     wr += n - r;
     *len = wr as u32;
+    merged
 }
 
 /// The first position `p >= from` with `ids[p] == a && ids[p + 1] == b`. Blocks of eight ids
@@ -1365,24 +1387,31 @@ fn merge_loop(
         list.sort_unstable();
         list.dedup();
 
-        if !parallel || list.len() < PAR_MIN_WORDS {
-            for part in split_words(&mut words, &list, 1) {
-                merge_part(part, (a, b, new), &mut deltas);
-            }
+        let abn = (a, b, new);
+        let parts = if !parallel || list.len() < PAR_MIN_WORDS {
+            split_words(&mut words, &list, 1)
         } else {
-            let parts = split_words(&mut words, &list, rayon::current_num_threads() * 4);
-            if scratch.len() < parts.len() {
-                scratch.resize_with(parts.len(), MergeDeltas::default);
-            }
-            let n = parts.len();
+            split_words(&mut words, &list, rayon::current_num_threads() * 4)
+        };
+        if scratch.len() < parts.len() {
+            scratch.resize_with(parts.len(), MergeDeltas::default);
+        }
+        let n = parts.len();
+        let merged: Vec<i64> = if n == 1 {
+            parts
+                .into_iter()
+                .map(|part| merge_part(part, abn, &mut scratch[0]))
+                .collect()
+        } else {
             parts
                 .into_par_iter()
                 .zip(scratch.par_iter_mut())
-                .for_each(|(part, d)| merge_part(part, (a, b, new), d));
-            for d in &mut scratch[..n] {
-                deltas.absorb(d);
-                d.clear();
-            }
+                .map(|(part, d)| merge_part(part, abn, d))
+                .collect()
+        };
+        for (d, m) in scratch[..n].iter_mut().zip(merged) {
+            deltas.absorb_neighbours(d, m, abn);
+            d.clear();
         }
         let mut gained: Vec<u64> = Vec::new();
         deltas.apply(index, &mut gained, &mut pushed);
