@@ -12,9 +12,10 @@
 //!    built in parallel over word ranges and concatenated in range order.
 //! 4. **Merge loop**: a max-heap on (count, smaller pair first) with lazy refresh, as rustbpe.
 //!    The words of the winning pair are merged in place, in parallel when there are many
-//!    (disjoint word ranges carved out with `split_at_mut`, no `unsafe`); the count deltas are
-//!    summed per range and applied afterwards. Sums of integers do not depend on the order, so
-//!    **the merges are identical for any thread count** (tested).
+//!    (disjoint word ranges carved out with `split_at_mut`), prefetching the words ahead in the
+//!    list. Each range sums its count changes per neighbour of the merged pair; the sums are
+//!    expanded to pairs and applied to the index once per pair. Sums of integers do not depend
+//!    on the order, so **the merges are identical for any thread count** (tested).
 //!
 //! 5. **Optional second stage** ([`Stage2`], SuperBPE-style): documents are then counted with
 //!    the coarse stage-2 pattern; stage 1 trains on the stage-1 split of those coarse chunks up
