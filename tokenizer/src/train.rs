@@ -6,8 +6,9 @@
 //!    borrow from the batch, and only chunks new to the global map are copied. Counts are `i64`.
 //!    Memory is proportional to the unique chunks, never to the corpus.
 //! 2. **Words**: unique chunks of two bytes or more, sorted by bytes (a canonical order that
-//!    does not depend on hashing or threads), stored flat in one `Vec<u32>` with offsets. Words
-//!    shrink in place as they are merged; nothing is reallocated per word per merge.
+//!    does not depend on hashing or threads), stored flat in one vector of ids (`u16` when the
+//!    vocabulary has at most 65,536 ids, else `u32`) with offsets. Words shrink in place as
+//!    they are merged; nothing is reallocated per word per merge.
 //! 3. **Pair index**: for every pair, its weighted count and the list of words it occurs in,
 //!    built in parallel over word ranges and concatenated in range order.
 //! 4. **Merge loop**: a max-heap on (count, smaller pair first) with lazy refresh, as rustbpe.
@@ -388,13 +389,17 @@ impl ChunkCounter {
         let bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
         let (tokens, dups) = match &config.stage2 {
             None => {
-                let words = Words::new(coarse.into_iter().filter(|(k, _)| k.len() >= 2));
-                let index = PairIndex::build(&words);
+                let target = 256 + n_merges as usize;
+                let words = AnyWords::new(
+                    Words::new(coarse.into_iter().filter(|(k, _)| k.len() >= 2)),
+                    target,
+                );
+                let index = words.index();
                 stats.index_seconds = t0.elapsed().as_secs_f64();
                 progress.finish(Phase::Index, stats.index_seconds);
                 let t1 = Instant::now();
                 progress.start(Phase::Merge, Some(u64::from(n_merges)));
-                let out = merge_loop(words, index, bytes, 256 + n_merges as usize, progress);
+                let out = words.merge(index, bytes, target, progress);
                 stats.merge_seconds = t1.elapsed().as_secs_f64();
                 out
             }
@@ -416,21 +421,23 @@ impl ChunkCounter {
                     .copied()
                     .collect();
                 sorted.par_sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                let words = Words::new(sorted.into_iter());
-                let index = PairIndex::build(&words);
+                let target1 = 256 + n_stage1 as usize;
+                let words = AnyWords::new(Words::new(sorted.into_iter()), target1);
+                let index = words.index();
                 stats.index_seconds = t0.elapsed().as_secs_f64();
                 progress.finish(Phase::Index, stats.index_seconds);
                 let t1 = Instant::now();
                 progress.start(Phase::Merge, Some(u64::from(n_merges)));
-                let (tokens, dups1) =
-                    merge_loop(words, index, bytes, 256 + n_stage1 as usize, progress);
+                let (tokens, dups1) = words.merge(index, bytes, target1, progress);
                 // Stage 2 on the coarse chunks, each encoded with the stage-1 tokens.
                 let t2 = Instant::now();
                 let bpe = crate::bpe::Bpe::new(tokens.clone())?;
+                let target = 256 + n_merges as usize;
                 let (words, joined) = encode_coarse(&bpe, &coarse, &fine);
+                let words = AnyWords::new(words, target);
                 drop(fine);
                 drop_in_background(coarse);
-                let index = PairIndex::build(&words);
+                let index = words.index();
                 s2.prepare_seconds = t2.elapsed().as_secs_f64();
                 s2.joined_encodes = joined;
                 tracing::debug!(
@@ -440,8 +447,7 @@ impl ChunkCounter {
                     "stage 2 prepared"
                 );
                 stats.stage2 = Some(s2);
-                let (tokens, dups2) =
-                    merge_loop(words, index, tokens, 256 + n_merges as usize, progress);
+                let (tokens, dups2) = words.merge(index, tokens, target, progress);
                 stats.merge_seconds = t1.elapsed().as_secs_f64();
                 (tokens, dups1 + dups2)
             }
@@ -838,10 +844,12 @@ pub const BATCH_BYTES: usize = 32 << 20;
 
 // ---------------------------------------------------------------------------------------------
 
-/// Unique chunks as symbol sequences, flat.
-struct Words {
+/// Unique chunks as symbol sequences, flat. The merge loop runs on `u16` ids when every id of
+/// the vocabulary fits ([`AnyWords`]): half the memory to scan and move, and the words of a
+/// second stage then mostly fit in the last-level cache.
+struct Words<T = u32> {
     /// Symbols of all words, word i at `start[i]..start[i] + len[i]` (capacity up to `start[i+1]`).
-    ids: Vec<u32>,
+    ids: Vec<T>,
     start: Vec<usize>,
     len: Vec<u32>,
     count: Vec<i64>,
@@ -864,9 +872,87 @@ impl Words {
         }
         w
     }
+}
 
+impl<T> Words<T> {
     fn n(&self) -> usize {
         self.len.len()
+    }
+}
+
+impl Words<u32> {
+    /// The same words with `u16` ids (every id must be below 65,536).
+    fn narrow(self) -> Words<u16> {
+        Words {
+            ids: self.ids.iter().map(|&x| Id::new(x)).collect(),
+            start: self.start,
+            len: self.len,
+            count: self.count,
+        }
+    }
+}
+
+/// A token id as stored in [`Words`].
+trait Id: Copy + Eq + Send + Sync + Into<u32> + 'static {
+    fn new(x: u32) -> Self;
+}
+
+impl Id for u16 {
+    #[inline]
+    fn new(x: u32) -> Self {
+        debug_assert!(x <= u32::from(u16::MAX));
+        x as u16
+    }
+}
+
+impl Id for u32 {
+    #[inline]
+    fn new(x: u32) -> Self {
+        x
+    }
+}
+
+/// Words with the narrowest ids that hold every id below the target vocabulary.
+enum AnyWords {
+    Narrow(Words<u16>),
+    Wide(Words<u32>),
+}
+
+impl AnyWords {
+    fn new(words: Words<u32>, target: usize) -> Self {
+        if target <= 1 << 16 {
+            AnyWords::Narrow(words.narrow())
+        } else {
+            AnyWords::Wide(words)
+        }
+    }
+
+    fn n(&self) -> usize {
+        match self {
+            AnyWords::Narrow(w) => w.n(),
+            AnyWords::Wide(w) => w.n(),
+        }
+    }
+
+    fn index(&self) -> PairIndex {
+        match self {
+            AnyWords::Narrow(w) => PairIndex::build(w),
+            AnyWords::Wide(w) => PairIndex::build(w),
+        }
+    }
+
+    /// [`merge_loop`] on these words.
+    fn merge(
+        self,
+        index: PairIndex,
+        tokens: Vec<Vec<u8>>,
+        target: usize,
+        progress: &dyn Progress,
+    ) -> (Vec<Vec<u8>>, u32) {
+        match self {
+            AnyWords::Narrow(w) => merge_loop(w, index, tokens, target, progress),
+            AnyWords::Wide(w) => merge_loop(w, index, tokens, target, progress),
+        }
     }
 }
 
@@ -948,7 +1034,7 @@ struct PairIndex {
 }
 
 impl PairIndex {
-    fn build(words: &Words) -> Self {
+    fn build<T: Id>(words: &Words<T>) -> Self {
         let n_shards = (rayon::current_num_threads() * 2).next_power_of_two();
         let shift = 64 - n_shards.trailing_zeros();
         let shards: Vec<FxHashMap<u64, Slot>> = (0..n_shards)
@@ -959,7 +1045,7 @@ impl PairIndex {
                     let s = &words.ids[words.start[w]..words.start[w] + words.len[w] as usize];
                     let c = words.count[w];
                     for p in s.windows(2) {
-                        let key = pair_key(p[0], p[1]);
+                        let key = pair_key(p[0].into(), p[1].into());
                         if shard_of(key, shift) != sh {
                             continue;
                         }
@@ -1192,7 +1278,7 @@ fn prefetch<T>(p: *const T) {
 
 /// Merges `(a, b)` into `new` in every word of `part`, summing the changes per neighbour into
 /// `d`; returns the summed count of the merged pair.
-fn merge_part(part: Part<'_>, abn: (u32, u32, u32), d: &mut MergeDeltas) -> i64 {
+fn merge_part<T: Id>(part: Part<'_, T>, abn: (u32, u32, u32), d: &mut MergeDeltas) -> i64 {
     let Part {
         list,
         first,
@@ -1234,14 +1320,15 @@ fn merge_part(part: Part<'_>, abn: (u32, u32, u32), d: &mut MergeDeltas) -> i64 
 /// to `(x, new)`, with right neighbour `y` from `(b, y)` to `(new, y)`); returns the count
 /// the merged pair lost (`c` per occurrence).
 #[inline]
-fn merge_word(
-    ids: &mut [u32],
+fn merge_word<T: Id>(
+    ids: &mut [T],
     len: &mut u32,
     (a, b, new): (u32, u32, u32),
     c: i64,
     w: u32,
     d: &mut MergeDeltas,
 ) -> i64 {
+    let (a, b, new) = (T::new(a), T::new(b), T::new(new));
     let n = *len as usize;
     // Jump from occurrence to occurrence and move the runs between them in one copy: words of
     // a coarse second stage are paragraphs, and a merge touches few of their positions.
@@ -1255,11 +1342,11 @@ fn merge_word(
         ids.copy_within(r..p, wr);
         wr += p - r;
         if wr > 0 {
-            d.add(LEFT | u64::from(ids[wr - 1]), c, Some(w));
+            d.add(LEFT | u64::from(ids[wr - 1].into()), c, Some(w));
         }
         merged += c;
         if p + 2 < n {
-            d.add(u64::from(ids[p + 2]), c, Some(w));
+            d.add(u64::from(ids[p + 2].into()), c, Some(w));
         }
         ids[wr] = new;
         wr += 1;
@@ -1272,26 +1359,27 @@ fn merge_word(
     merged
 }
 
-/// The first position `p >= from` with `ids[p] == a && ids[p + 1] == b`. Blocks of eight ids
-/// are tested for `a` without branches (vector compares) before any is looked at.
+/// The first position `p >= from` with `ids[p] == a && ids[p + 1] == b`. Blocks of sixteen
+/// ids are tested for `a` without branches (vector compares) before any is looked at.
 #[inline]
-fn find_pair(ids: &[u32], from: usize, a: u32, b: u32) -> Option<usize> {
+fn find_pair<T: Id>(ids: &[T], from: usize, a: T, b: T) -> Option<usize> {
+    const BLOCK: usize = 16;
     let n = ids.len();
     if n < 2 {
         return None;
     }
     let last = n - 1; // a pair starts before this
     let mut i = from;
-    while i + 8 <= last {
-        let block: &[u32; 8] = ids[i..i + 8].try_into().expect("eight ids");
+    while i + BLOCK <= last {
+        let block: &[T; BLOCK] = ids[i..i + BLOCK].try_into().expect("a block");
         if block.iter().fold(false, |any, &x| any | (x == a)) {
-            for p in i..i + 8 {
+            for p in i..i + BLOCK {
                 if ids[p] == a && ids[p + 1] == b {
                     return Some(p);
                 }
             }
         }
-        i += 8;
+        i += BLOCK;
     }
     (i..last).find(|&p| ids[p] == a && ids[p + 1] == b)
 }
@@ -1319,8 +1407,8 @@ struct Job {
 
 /// Merges until `tokens` holds `target` tokens (or no pair is left); `tokens` are the ids the
 /// words are written in (the 256 bytes first).
-fn merge_loop(
-    mut words: Words,
+fn merge_loop<T: Id>(
+    mut words: Words<T>,
     mut index_owned: PairIndex,
     mut tokens: Vec<Vec<u8>>,
     target: usize,
@@ -1447,18 +1535,18 @@ fn drop_in_background<T: Send + 'static>(x: T) {
 }
 
 /// A contiguous range of words, mutably borrowed, with the sorted word list that falls in it.
-struct Part<'a> {
+struct Part<'a, T> {
     list: &'a [u32],
     first: usize,
     base: usize,
     start: &'a [usize],
-    ids: &'a mut [u32],
+    ids: &'a mut [T],
     len: &'a mut [u32],
     count: &'a [i64],
 }
 
 /// Cuts `words` into up to `k` disjoint mutable ranges following the sorted `list`.
-fn split_words<'a>(words: &'a mut Words, list: &'a [u32], k: usize) -> Vec<Part<'a>> {
+fn split_words<'a, T>(words: &'a mut Words<T>, list: &'a [u32], k: usize) -> Vec<Part<'a, T>> {
     let per = list.len().div_ceil(k).max(1);
     let Words {
         ids,
@@ -1466,7 +1554,7 @@ fn split_words<'a>(words: &'a mut Words, list: &'a [u32], k: usize) -> Vec<Part<
         len,
         count,
     } = words;
-    let mut ids_rest: &mut [u32] = ids;
+    let mut ids_rest: &mut [T] = ids;
     let mut len_rest: &mut [u32] = len;
     let (mut ids_off, mut len_off) = (0usize, 0usize);
     let mut parts = Vec::new();
@@ -1643,6 +1731,42 @@ mod tests {
         let mut coarse: Vec<(Box<str>, i64)> = counter.counts.into_iter().collect();
         coarse.sort_by(|a, b| a.0.cmp(&b.0));
         coarse
+    }
+
+    #[test]
+    fn narrow_ids_merge_like_wide_ids() {
+        // The merge loop on u16 ids (vocabularies up to 65,536) and on u32 ids: same merges,
+        // on paragraph-sized words (long words, the prefetching and block-compare paths).
+        let coarse = coarse_sample();
+        let run = |narrow: bool| {
+            let words = Words::new(
+                coarse
+                    .iter()
+                    .filter(|(k, _)| k.len() >= 2)
+                    .map(|(k, c)| (&**k, *c)),
+            );
+            let bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+            let target = 256 + 400;
+            if narrow {
+                let words = words.narrow();
+                let index = PairIndex::build(&words);
+                merge_loop(words, index, bytes, target, &NoProgress).0
+            } else {
+                let index = PairIndex::build(&words);
+                merge_loop(words, index, bytes, target, &NoProgress).0
+            }
+        };
+        let (narrow, wide) = (run(true), run(false));
+        assert_eq!(narrow.len(), 256 + 400);
+        assert_eq!(narrow, wide);
+        assert!(matches!(
+            AnyWords::new(Words::new(std::iter::empty::<(&str, i64)>()), 1 << 16),
+            AnyWords::Narrow(_)
+        ));
+        assert!(matches!(
+            AnyWords::new(Words::new(std::iter::empty::<(&str, i64)>()), (1 << 16) + 1),
+            AnyWords::Wide(_)
+        ));
     }
 
     /// The stage-2 words encoded the slow way: every coarse chunk whole, with tiktoken's rule.
