@@ -881,10 +881,15 @@ impl<T> Words<T> {
 }
 
 impl Words<u32> {
-    /// The same words with `u16` ids (every id must be below 65,536).
+    /// The same words with `u16` ids; only called when every id of the vocabulary is below
+    /// 65,536 (checked: a wider id is a bug, never a silent truncation).
     fn narrow(self) -> Words<u16> {
         Words {
-            ids: self.ids.iter().map(|&x| Id::new(x)).collect(),
+            ids: self
+                .ids
+                .iter()
+                .map(|&x| u16::try_from(x).expect("ids of a vocabulary of at most 65,536"))
+                .collect(),
             start: self.start,
             len: self.len,
             count: self.count,
