@@ -970,18 +970,19 @@ struct Slot {
 }
 
 /// A list of word indices that keeps its first entry inline: most pairs of a large index occur
-/// in one word only, and then need no allocation of their own.
+/// in one word only, and then need no allocation of their own. The rest sits behind one thin
+/// pointer, so that an index slot takes 24 bytes instead of 40.
 struct WordList {
     /// The first entry, [`WordList::EMPTY`] when there is none.
     first: u32,
-    rest: Vec<u32>,
+    rest: Option<Box<Vec<u32>>>,
 }
 
 impl Default for WordList {
     fn default() -> Self {
         WordList {
             first: Self::EMPTY,
-            rest: Vec::new(),
+            rest: None,
         }
     }
 }
@@ -991,7 +992,7 @@ impl WordList {
 
     #[inline]
     fn last(&self) -> Option<u32> {
-        match self.rest.last() {
+        match self.rest.as_deref().and_then(|v| v.last()) {
             Some(&w) => Some(w),
             None => (self.first != Self::EMPTY).then_some(self.first),
         }
@@ -1003,24 +1004,28 @@ impl WordList {
         if self.first == Self::EMPTY {
             self.first = w;
         } else {
-            self.rest.push(w);
+            self.rest.get_or_insert_with(Box::default).push(w);
         }
     }
 
     fn extend_from_slice(&mut self, ws: &[u32]) {
         if let Some((&w, more)) = ws.split_first() {
             self.push(w);
-            self.rest.extend_from_slice(more);
+            if !more.is_empty() {
+                self.rest
+                    .get_or_insert_with(Box::default)
+                    .extend_from_slice(more);
+            }
         }
     }
 
     fn len(&self) -> usize {
-        usize::from(self.first != Self::EMPTY) + self.rest.len()
+        usize::from(self.first != Self::EMPTY) + self.rest.as_deref().map_or(0, Vec::len)
     }
 
     /// All entries (in no particular order), leaving the list empty.
     fn take(&mut self) -> Vec<u32> {
-        let mut v = std::mem::take(&mut self.rest);
+        let mut v = self.rest.take().map_or_else(Vec::new, |b| *b);
         if self.first != Self::EMPTY {
             v.push(self.first);
             self.first = Self::EMPTY;
