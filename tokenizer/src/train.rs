@@ -1433,8 +1433,9 @@ fn merge_loop<T: Id>(
         .collect();
     let mut heap = index.heap();
     // Word lists keep stale entries (words that lost a pair whose count is still positive). Once
-    // as many entries were added as the index held when built, it is rebuilt from the words:
-    // exact same counts, so the same merges, with bounded memory.
+    // twice as many entries were added as the index held when built (4 bytes each, where a
+    // rebuild is a full pass over the words), it is rebuilt from the words: exact same counts,
+    // so the same merges, with bounded memory.
     let mut pushed = 0usize;
     let mut dups = 0u32;
     let mut done = (tokens.len() - 256) as u32;
@@ -1515,7 +1516,7 @@ fn merge_loop<T: Id>(
         let mut gained: Vec<u64> = Vec::new();
         deltas.apply(index, &mut gained, &mut pushed);
         index.map(key).remove(&key);
-        if pushed > index.entries.max(REBUILD_MIN) {
+        if pushed > (2 * index.entries).max(REBUILD_MIN) {
             // The old index and heap go first: alive next to the new ones they set the peak
             // memory of the whole run (−30 to −60 MB).
             drop(std::mem::take(&mut heap));
