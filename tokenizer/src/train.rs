@@ -975,6 +975,9 @@ struct Slot {
 struct WordList {
     /// The first entry, [`WordList::EMPTY`] when there is none.
     first: u32,
+    // Deliberately boxed: one pointer in the slot instead of a three-word `Vec` (most lists
+    // never need the rest); the extra allocation is paid only by lists of two words or more.
+    #[allow(clippy::box_collection)]
     rest: Option<Box<Vec<u32>>>,
 }
 
