@@ -1146,10 +1146,9 @@ struct DeltaEntry {
     /// A pair ([`pair_key`]) or a neighbour ([`LEFT`]).
     pair: u64,
     count: i64,
-    /// Words that gained the pair, ascending, each once.
+    /// Words that gained the pair, ascending, each once; a pair that gained anywhere goes back
+    /// on the heap.
     words: Vec<u32>,
-    /// Whether the pair gained anywhere (it then goes back on the heap).
-    gained: bool,
 }
 
 impl MergeDeltas {
@@ -1173,7 +1172,6 @@ impl MergeDeltas {
                 en.pair = pair;
                 en.count = 0;
                 en.words.clear();
-                en.gained = false;
                 self.used += 1;
                 i
             }
@@ -1181,15 +1179,13 @@ impl MergeDeltas {
         &mut self.entries[i]
     }
 
+    /// Adds an occurrence of weight `c` in word `w` to a neighbour's sum.
     #[inline]
-    fn add(&mut self, pair: u64, dc: i64, gain: Option<u32>) {
-        let en = self.entry(pair);
-        en.count += dc;
-        if let Some(w) = gain {
-            en.gained = true;
-            if en.words.last() != Some(&w) {
-                en.words.push(w);
-            }
+    fn add(&mut self, neighbour: u64, c: i64, w: u32) {
+        let en = self.entry(neighbour);
+        en.count += c;
+        if en.words.last() != Some(&w) {
+            en.words.push(w);
         }
     }
 
@@ -1209,7 +1205,6 @@ impl MergeDeltas {
             self.entry(lost).count -= en.count;
             let g = self.entry(gained);
             g.count += en.count;
-            g.gained = true;
             g.words.extend_from_slice(&en.words);
         }
     }
@@ -1219,24 +1214,24 @@ impl MergeDeltas {
     }
 
     /// Applies the summed changes to the index: each pair's count once, each gaining word
-    /// appended to the pair's list; pairs that gained are returned in `gained` (they go back on
-    /// the heap), and `pushed` counts the word-list entries added. A pair whose count reaches
-    /// zero occurs nowhere any more: its slot (and its list of stale word indices) is freed.
-    fn apply(&mut self, index: &mut PairIndex, gained: &mut Vec<u64>, pushed: &mut usize) {
+    /// appended to the pair's list, and every pair that gained pushed on the heap with its new
+    /// count (the heap drops entries below a pair's current count); `pushed` counts the
+    /// word-list entries added. A pair whose count reaches zero occurs nowhere any more: its
+    /// slot (and its list of stale word indices) is freed.
+    fn apply(&mut self, index: &mut PairIndex, heap: &mut BinaryHeap<Job>, pushed: &mut usize) {
         use std::collections::hash_map::Entry;
         for en in &mut self.entries[..self.used] {
-            if en.gained {
-                gained.push(en.pair);
-            }
-            match index.map(en.pair).entry(en.pair) {
+            let count = match index.map(en.pair).entry(en.pair) {
                 Entry::Occupied(mut e) => {
                     let s = e.get_mut();
                     s.count += en.count;
                     if s.count == 0 {
                         e.remove();
+                        0
                     } else {
                         s.words.extend_from_slice(&en.words);
                         *pushed += en.words.len();
+                        s.count
                     }
                 }
                 Entry::Vacant(e) => {
@@ -1252,7 +1247,14 @@ impl MergeDeltas {
                             words,
                         });
                     }
+                    en.count
                 }
+            };
+            if count > 0 && !en.words.is_empty() {
+                heap.push(Job {
+                    count,
+                    pair: std::cmp::Reverse(en.pair),
+                });
             }
         }
         self.clear();
@@ -1355,11 +1357,11 @@ fn merge_word<T: Id>(
         ids.copy_within(r..p, wr);
         wr += p - r;
         if wr > 0 {
-            d.add(LEFT | u64::from(ids[wr - 1].into()), c, Some(w));
+            d.add(LEFT | u64::from(ids[wr - 1].into()), c, w);
         }
         merged += c;
         if p + 2 < n {
-            d.add(u64::from(ids[p + 2].into()), c, Some(w));
+            d.add(u64::from(ids[p + 2].into()), c, w);
         }
         ids[wr] = new;
         wr += 1;
@@ -1516,8 +1518,7 @@ fn merge_loop<T: Id>(
             deltas.absorb_neighbours(d, m, abn);
             d.clear();
         }
-        let mut gained: Vec<u64> = Vec::new();
-        deltas.apply(index, &mut gained, &mut pushed);
+        deltas.apply(index, &mut heap, &mut pushed);
         index.map(key).remove(&key);
         if pushed > (2 * index.entries).max(REBUILD_MIN) {
             // The old index and heap go first: alive next to the new ones they set the peak
@@ -1527,18 +1528,6 @@ fn merge_loop<T: Id>(
             *index = PairIndex::build(&words);
             heap = index.heap();
             pushed = 0;
-            continue;
-        }
-        gained.sort_unstable();
-        gained.dedup();
-        for p in gained {
-            let c = index.count(p);
-            if c > 0 {
-                heap.push(Job {
-                    count: c,
-                    pair: std::cmp::Reverse(p),
-                });
-            }
         }
     }
     progress.update(Phase::Merge, u64::from(done));
@@ -1764,15 +1753,13 @@ mod tests {
                     .map(|(k, c)| (&**k, *c)),
             );
             let bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-            let target = 256 + 400;
-            if narrow {
-                let words = words.narrow();
-                let index = PairIndex::build(&words);
-                merge_loop(words, index, bytes, target, &NoProgress).0
+            let words = if narrow {
+                AnyWords::Narrow(words.narrow())
             } else {
-                let index = PairIndex::build(&words);
-                merge_loop(words, index, bytes, target, &NoProgress).0
-            }
+                AnyWords::Wide(words)
+            };
+            let index = words.index();
+            words.merge(index, bytes, 256 + 400, &NoProgress).0
         };
         let (narrow, wide) = (run(true), run(false));
         assert_eq!(narrow.len(), 256 + 400);
