@@ -10,7 +10,7 @@
 //!    vocabulary has at most 65,536 ids, else `u32`) with offsets. Words shrink in place as
 //!    they are merged; nothing is reallocated per word per merge.
 //! 3. **Pair index**: for every pair, its weighted count and the list of words it occurs in,
-//!    built in parallel over word ranges and concatenated in range order.
+//!    sharded by a hash of the pair and built in parallel (one task per shard, words in order).
 //! 4. **Merge loop**: a max-heap on (count, smaller pair first) with lazy refresh, as rustbpe.
 //!    The words of the winning pair are merged in place, in parallel when there are many
 //!    (disjoint word ranges carved out with `split_at_mut`), prefetching the words ahead in the
