@@ -32,6 +32,7 @@ pub(crate) mod bpe;
 pub mod chat;
 pub mod error;
 pub mod io;
+mod pair_table;
 pub mod pattern;
 pub mod pickle;
 pub mod special;

@@ -11,7 +11,9 @@
 //!    they are merged; nothing is reallocated per word per merge.
 //! 3. **Pair index**: for every pair, its weighted count and the list of words it occurs in,
 //!    sharded by a hash of the pair and built in parallel (one task per shard, words in order).
-//! 4. **Merge loop**: a max-heap on (count, smaller pair first) with lazy refresh, as rustbpe.
+//! 4. **Merge loop**: a max-heap on (count, smaller pair first) with lazy refresh, as rustbpe,
+//!    that holds only the most frequent pairs and takes in more from the index when it runs
+//!    dry ([`Queue`]).
 //!    The words of the winning pair are merged in place, in parallel when there are many
 //!    (disjoint word ranges carved out with `split_at_mut`), prefetching the words ahead in the
 //!    list. Each range sums its count changes per neighbour of the merged pair; the sums are
@@ -43,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bpe::pair_key;
 use crate::error::{Error, Result};
+use crate::pair_table::{Entry, PairTable};
 use crate::pattern::{SplitPattern, Splitter};
 use crate::special::NANOCHAT_SPECIALS;
 use crate::tokenizer::Tokenizer;
@@ -407,6 +410,11 @@ impl ChunkCounter {
                 // Stage 1 on the fine split of the coarse chunks.
                 let splitter = Splitter::new(&config.pattern)?;
                 let fine = fine_chunks(&coarse, &splitter)?;
+                tracing::debug!(
+                    seconds = t0.elapsed().as_secs_f64(),
+                    fine_chunks = fine.chunks.len(),
+                    "coarse chunks sorted and split"
+                );
                 let mut s2 = Stage2Stats {
                     stage1_merges: n_stage1,
                     stage1_unique_chunks: fine.chunks.len() as u64,
@@ -954,10 +962,13 @@ impl AnyWords {
         target: usize,
         progress: &dyn Progress,
     ) -> (Vec<Vec<u8>>, u32) {
-        match self {
+        // On a worker of the pool: a merge's parallel word ranges then reach the other
+        // workers through the local queue instead of the pool's injector (a sleeping worker
+        // woken from outside for every merge).
+        rayon::scope(|_| match self {
             AnyWords::Narrow(w) => merge_loop(w, index, tokens, target, progress),
             AnyWords::Wide(w) => merge_loop(w, index, tokens, target, progress),
-        }
+        })
     }
 }
 
@@ -1040,7 +1051,7 @@ impl WordList {
 /// Pair -> slot, sharded by a hash of the pair so that the index is built in parallel without
 /// per-thread copies (each shard is built by one task scanning all words).
 struct PairIndex {
-    shards: Vec<FxHashMap<u64, Slot>>,
+    shards: Vec<PairTable<Slot>>,
     shift: u32,
     /// Word-list entries at build time (the rebuild trigger uses it).
     entries: usize,
@@ -1048,12 +1059,25 @@ struct PairIndex {
 
 impl PairIndex {
     fn build<T: Id>(words: &Words<T>) -> Self {
+        let t0 = Instant::now();
         let n_shards = (rayon::current_num_threads() * 2).next_power_of_two();
         let shift = 64 - n_shards.trailing_zeros();
-        let shards: Vec<FxHashMap<u64, Slot>> = (0..n_shards)
+        let shards: Vec<PairTable<Slot>> = (0..n_shards)
             .into_par_iter()
             .map(|sh| {
-                let mut m: FxHashMap<u64, Slot> = FxHashMap::default();
+                let mut m: PairTable<Slot> = PairTable::default();
+                let add = |m: &mut PairTable<Slot>, (key, w, c): (u64, u32, i64)| {
+                    let slot = m.get_or_default(key);
+                    slot.count += c;
+                    if slot.words.last() != Some(w) {
+                        slot.words.push(w);
+                    }
+                };
+                // Occurrences wait in a small ring while their buckets are prefetched: the
+                // table is larger than the cache, and its updates are otherwise one miss
+                // after another. First in, first out: the same updates in the same order.
+                let mut ring = [(0u64, 0u32, 0i64); BUILD_AHEAD];
+                let mut queued = 0usize;
                 for w in 0..words.n() {
                     let s = &words.ids[words.start[w]..words.start[w] + words.len[w] as usize];
                     let c = words.count[w];
@@ -1062,12 +1086,17 @@ impl PairIndex {
                         if shard_of(key, shift) != sh {
                             continue;
                         }
-                        let slot = m.entry(key).or_default();
-                        slot.count += c;
-                        if slot.words.last() != Some(w as u32) {
-                            slot.words.push(w as u32);
+                        m.prefetch(key);
+                        let at = queued % BUILD_AHEAD;
+                        if queued >= BUILD_AHEAD {
+                            add(&mut m, ring[at]);
                         }
+                        ring[at] = (key, w as u32, c);
+                        queued += 1;
                     }
+                }
+                for i in queued.saturating_sub(BUILD_AHEAD)..queued {
+                    add(&mut m, ring[i % BUILD_AHEAD]);
                 }
                 m
             })
@@ -1077,6 +1106,12 @@ impl PairIndex {
             .flat_map(|m| m.values())
             .map(|s| s.words.len())
             .sum();
+        tracing::debug!(
+            seconds = t0.elapsed().as_secs_f64(),
+            pairs = shards.iter().map(PairTable::len).sum::<usize>(),
+            entries,
+            "pair index built"
+        );
         PairIndex {
             shards,
             shift,
@@ -1085,28 +1120,21 @@ impl PairIndex {
     }
 
     #[inline]
-    fn map(&mut self, key: u64) -> &mut FxHashMap<u64, Slot> {
+    fn map(&mut self, key: u64) -> &mut PairTable<Slot> {
         let i = shard_of(key, self.shift);
         &mut self.shards[i]
     }
 
     #[inline]
-    fn count(&self, key: u64) -> i64 {
-        self.shards[shard_of(key, self.shift)]
-            .get(&key)
-            .map_or(0, |s| s.count)
+    fn prefetch(&self, key: u64) {
+        self.shards[shard_of(key, self.shift)].prefetch(key);
     }
 
-    fn heap(&self) -> BinaryHeap<Job> {
-        self.shards
-            .iter()
-            .flat_map(|m| m.iter())
-            .filter(|(_, s)| s.count > 0)
-            .map(|(&k, s)| Job {
-                count: s.count,
-                pair: std::cmp::Reverse(k),
-            })
-            .collect()
+    #[inline]
+    fn count(&self, key: u64) -> i64 {
+        self.shards[shard_of(key, self.shift)]
+            .get(key)
+            .map_or(0, |s| s.count)
     }
 }
 
@@ -1218,9 +1246,15 @@ impl MergeDeltas {
     /// count (the heap drops entries below a pair's current count); `pushed` counts the
     /// word-list entries added. A pair whose count reaches zero occurs nowhere any more: its
     /// slot (and its list of stale word indices) is freed.
-    fn apply(&mut self, index: &mut PairIndex, heap: &mut BinaryHeap<Job>, pushed: &mut usize) {
-        use std::collections::hash_map::Entry;
-        for en in &mut self.entries[..self.used] {
+    fn apply(&mut self, index: &mut PairIndex, queue: &mut Queue, pushed: &mut usize) {
+        let live = &mut self.entries[..self.used];
+        for i in 0..live.len() {
+            // The index is far larger than the cache: fetch the buckets of the next pairs
+            // while this one is updated.
+            if let Some(ahead) = live.get(i + APPLY_AHEAD) {
+                index.prefetch(ahead.pair);
+            }
+            let en = &mut live[i];
             let count = match index.map(en.pair).entry(en.pair) {
                 Entry::Occupied(mut e) => {
                     let s = e.get_mut();
@@ -1251,10 +1285,7 @@ impl MergeDeltas {
                 }
             };
             if count > 0 && !en.words.is_empty() {
-                heap.push(Job {
-                    count,
-                    pair: std::cmp::Reverse(en.pair),
-                });
+                queue.offer(count, en.pair);
             }
         }
         self.clear();
@@ -1276,11 +1307,17 @@ impl MergeDeltas {
 /// wait on memory.
 const PREFETCH_AHEAD: usize = 8;
 
+/// How many pairs ahead [`MergeDeltas::apply`] prefetches index buckets.
+const APPLY_AHEAD: usize = 8;
+
+/// How many occurrences ahead [`PairIndex::build`] prefetches index buckets.
+const BUILD_AHEAD: usize = 16;
+
 /// Asks the CPU to bring the cache line holding `p` into the cache (a hint; no effect off
 /// x86_64).
 #[inline(always)]
 #[allow(unsafe_code)]
-fn prefetch<T>(p: *const T) {
+pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults and reads nothing the program sees, whatever the
     // address; SSE is part of the x86_64 baseline.
@@ -1409,7 +1446,7 @@ const REBUILD_MIN: usize = 16;
 /// Below this many words a merge runs on the calling thread (tiny in unit tests so that both
 /// paths are compared with the reference trainer).
 #[cfg(not(test))]
-const PAR_MIN_WORDS: usize = 4096;
+const PAR_MIN_WORDS: usize = 512;
 #[cfg(test)]
 const PAR_MIN_WORDS: usize = 2;
 
@@ -1418,6 +1455,97 @@ const PAR_MIN_WORDS: usize = 2;
 struct Job {
     count: i64,
     pair: std::cmp::Reverse<u64>,
+}
+
+/// How many of the most frequent pairs a [`Queue`] takes in at a time (small in unit tests so
+/// that refills are exercised).
+#[cfg(not(test))]
+const QUEUE_TAKE: usize = 1 << 14;
+#[cfg(test)]
+const QUEUE_TAKE: usize = 3;
+
+/// The merge candidates: a max-heap of [`Job`]s with lazy refresh (as rustbpe), holding only
+/// pairs counted at least `floor`.
+///
+/// Most pairs of a large index are rare and never win a merge; a heap of all of them (and of
+/// every pair a merge creates) grows to millions of entries whose pops miss the cache at every
+/// level. Here the heap starts with about [`QUEUE_TAKE`] pairs, the most frequent, and a pair
+/// below the floor is neither pushed nor kept; when the heap runs dry, the floor drops and the
+/// next most frequent pairs come in from the index.
+///
+/// Invariant: every pair counted at least `floor` has an entry whose count is at least its
+/// current count. An entry whose count equals its pair's current count is therefore the
+/// true maximum (ties to the smaller pair) when it reaches the top: every pair above the
+/// floor with a higher count, or an equal count and a smaller key, has an entry ranked
+/// before it, and every pair below the floor counts less than any entry pushed so far.
+struct Queue {
+    heap: BinaryHeap<Job>,
+    floor: i64,
+}
+
+impl Queue {
+    fn new() -> Self {
+        Queue {
+            heap: BinaryHeap::new(),
+            floor: i64::MAX,
+        }
+    }
+
+    /// Enters a pair's new count if it is at or above the floor (one below it comes back with
+    /// the next refill).
+    #[inline]
+    fn offer(&mut self, count: i64, pair: u64) {
+        if count >= self.floor {
+            self.heap.push(Job {
+                count,
+                pair: std::cmp::Reverse(pair),
+            });
+        }
+    }
+
+    /// The top entry, refilling from `index` when the heap is empty; `None` when no pair is
+    /// left.
+    fn pop(&mut self, index: &PairIndex) -> Option<Job> {
+        loop {
+            if let Some(job) = self.heap.pop() {
+                return Some(job);
+            }
+            if !self.refill(index) {
+                return None;
+            }
+        }
+    }
+
+    /// Lowers the floor so that the next [`QUEUE_TAKE`] most frequent pairs below it (and all
+    /// pairs tied with the last of them) come in; false when no pair is left below it.
+    fn refill(&mut self, index: &PairIndex) -> bool {
+        let floor = self.floor;
+        let mut below: Vec<i64> = index
+            .shards
+            .iter()
+            .flat_map(|m| m.values())
+            .map(|s| s.count)
+            .filter(|&c| c > 0 && c < floor)
+            .collect();
+        if below.is_empty() {
+            return false;
+        }
+        let take = QUEUE_TAKE.min(below.len());
+        let (_, &mut nth, _) = below.select_nth_unstable_by(take - 1, |x, y| y.cmp(x));
+        self.floor = nth;
+        drop(below);
+        for m in &index.shards {
+            for (k, s) in m.iter() {
+                if s.count >= nth && s.count < floor {
+                    self.heap.push(Job {
+                        count: s.count,
+                        pair: std::cmp::Reverse(k),
+                    });
+                }
+            }
+        }
+        true
+    }
 }
 
 /// Merges until `tokens` holds `target` tokens (or no pair is left); `tokens` are the ids the
@@ -1429,6 +1557,7 @@ fn merge_loop<T: Id>(
     target: usize,
     progress: &dyn Progress,
 ) -> (Vec<Vec<u8>>, u32) {
+    let t0 = Instant::now();
     let index = &mut index_owned;
     let n_merges = (target - 256) as u32;
     let mut by_bytes: FxHashMap<Vec<u8>, u32> = tokens
@@ -1436,7 +1565,7 @@ fn merge_loop<T: Id>(
         .enumerate()
         .map(|(i, t)| (t.clone(), i as u32))
         .collect();
-    let mut heap = index.heap();
+    let mut queue = Queue::new();
     // Word lists keep stale entries (words that lost a pair whose count is still positive). Once
     // twice as many entries were added as the index held when built (4 bytes each, where a
     // rebuild is a full pass over the words), it is rebuilt from the words: exact same counts,
@@ -1444,6 +1573,8 @@ fn merge_loop<T: Id>(
     let mut pushed = 0usize;
     let mut dups = 0u32;
     let mut done = (tokens.len() - 256) as u32;
+    let first = done;
+    let mut rebuilds = 0u32;
     let report_every = (n_merges / 200).max(1);
     let parallel = rayon::current_num_threads() > 1;
     // One merge's summed index changes, and one per word range of a parallel merge.
@@ -1451,17 +1582,14 @@ fn merge_loop<T: Id>(
     let mut scratch: Vec<MergeDeltas> = Vec::new();
 
     while done < n_merges {
-        let Some(job) = heap.pop() else { break };
+        let Some(job) = queue.pop(index) else { break };
         let key = job.pair.0;
         let current = index.count(key);
         if job.count != current {
             // Stale: counts of existing pairs only fall, except pairs that just gained (those
             // were pushed again with their new count), so a too-low entry is simply dropped.
             if job.count > current && current > 0 {
-                heap.push(Job {
-                    count: current,
-                    pair: job.pair,
-                });
+                queue.offer(current, key);
             }
             continue;
         }
@@ -1488,7 +1616,7 @@ fn merge_loop<T: Id>(
             }
         };
 
-        let mut list = index.map(key).get_mut(&key).expect("present").words.take();
+        let mut list = index.map(key).get_mut(key).expect("present").words.take();
         list.sort_unstable();
         list.dedup();
 
@@ -1518,20 +1646,26 @@ fn merge_loop<T: Id>(
             deltas.absorb_neighbours(d, m, abn);
             d.clear();
         }
-        deltas.apply(index, &mut heap, &mut pushed);
-        index.map(key).remove(&key);
+        deltas.apply(index, &mut queue, &mut pushed);
+        index.map(key).remove(key);
         if pushed > (2 * index.entries).max(REBUILD_MIN) {
             // The old index and heap go first: alive next to the new ones they set the peak
             // memory of the whole run (−30 to −60 MB).
-            drop(std::mem::take(&mut heap));
+            queue = Queue::new();
             index.shards.clear();
             *index = PairIndex::build(&words);
-            heap = index.heap();
             pushed = 0;
+            rebuilds += 1;
         }
     }
     progress.update(Phase::Merge, u64::from(done));
-    drop_in_background((words, index_owned, heap));
+    tracing::debug!(
+        seconds = t0.elapsed().as_secs_f64(),
+        merges = done - first,
+        rebuilds,
+        "merge loop done"
+    );
+    drop_in_background((words, index_owned, queue.heap));
     (tokens, dups)
 }
 
