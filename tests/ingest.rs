@@ -161,6 +161,16 @@ fn every_recipe_ingests_from_the_hub_stand_in() {
     }
     assert_eq!(m.license, "Apache-2.0");
     assert_eq!(m.commercial_use, Some(true));
+    // The data files' checksums (taken while writing) are those of the files on disk.
+    let c = Catalog::open(env.home()).unwrap();
+    for (f, path) in m.files.iter().zip(c.data_files(&m)) {
+        assert_eq!(
+            njp_catalog::store::sha256_file(&path).unwrap(),
+            (f.sha256.clone(), f.bytes),
+            "{}",
+            path.display()
+        );
+    }
     // 5 rows: one exact duplicate, one English conversation.
     assert_eq!(m.rows, 3);
     assert_eq!(m.stats["dedup"]["exact_dropped"], 1);

@@ -236,6 +236,7 @@ impl Catalog {
             dir,
             parts: 0,
             published: false,
+            written: BTreeMap::new(),
         })
     }
 
@@ -364,6 +365,9 @@ pub struct Staging {
     dir: PathBuf,
     parts: usize,
     published: bool,
+    /// Size and SHA-256 of data files finished through [`Staging::finish_sink`], taken as
+    /// they were written: publishing then needs no second read of them.
+    written: BTreeMap<PathBuf, (u64, String)>,
 }
 
 impl Staging {
@@ -395,6 +399,15 @@ impl Staging {
         Ok(ParquetSink::create(&path, kind)?)
     }
 
+    /// Finishes a sink created by [`Staging::sink`] and remembers the file's size and SHA-256
+    /// for [`Staging::publish`]. Returns the rows written.
+    pub fn finish_sink(&mut self, sink: ParquetSink) -> Result<u64> {
+        let path = sink.path().to_path_buf();
+        let w = sink.finish_written()?;
+        self.written.insert(path, (w.bytes, w.sha256));
+        Ok(w.rows)
+    }
+
     /// Where the rejects table goes.
     pub fn rejects_path(&self) -> PathBuf {
         self.dir.join(REJECTS)
@@ -416,7 +429,13 @@ impl Staging {
             }
             let path = data_dir.join(&entry);
             let n = ParquetRecords::num_rows(&path)?;
-            let (sha256, size) = sha256_file(&path)?;
+            // A file finished through `finish_sink` was hashed as it was written; its size is
+            // checked again in case anything touched it since.
+            let on_disk = fs::metadata(&path).map_err(io_err(&path))?.len();
+            let (sha256, size) = match self.written.get(&path) {
+                Some((bytes, sha256)) if *bytes == on_disk => (sha256.clone(), *bytes),
+                _ => sha256_file(&path)?,
+            };
             fsync(&path)?;
             rows += n;
             bytes += size;

@@ -95,7 +95,7 @@ const ROW_GROUPS_IN_FLIGHT: usize = 4;
 /// no worker to run on.
 pub struct ParquetSink {
     path: PathBuf,
-    writer: SerializedFileWriter<BufWriter<File>>,
+    writer: SerializedFileWriter<BufWriter<HashingWriter<File>>>,
     factory: Arc<ArrowRowGroupWriterFactory>,
     schema: SchemaRef,
     builder: BatchBuilder,
@@ -118,7 +118,7 @@ impl ParquetSink {
         // ArrowWriter writes the Arrow schema into the footer metadata; its serialized writer
         // and row-group factory then let row groups be encoded elsewhere.
         let (writer, factory) = ArrowWriter::try_new(
-            BufWriter::new(file),
+            BufWriter::new(HashingWriter::new(file)),
             schema.clone(),
             Some(writer_properties()),
         )
@@ -250,7 +250,18 @@ impl ParquetSink {
     }
 
     /// Finishes the file and fsyncs it. Returns the number of rows written.
-    pub fn finish(mut self) -> Result<u64, IoError> {
+    pub fn finish(self) -> Result<u64, IoError> {
+        self.finish_written().map(|w| w.rows)
+    }
+
+    /// The file this sink writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Like [`ParquetSink::finish`], also returning the file's size and SHA-256, computed from
+    /// the bytes as they were written (no second read of the file).
+    pub fn finish_written(mut self) -> Result<Written, IoError> {
         self.flush_batch()?;
         self.close_group()?;
         while !self.pending.is_empty() {
@@ -260,12 +271,62 @@ impl ParquetSink {
             .writer
             .into_inner()
             .map_err(IoError::parquet(&self.path))?;
-        let file = inner.into_inner().map_err(|e| IoError::Io {
+        let hashing = inner.into_inner().map_err(|e| IoError::Io {
             path: self.path.clone(),
             source: e.into_error(),
         })?;
+        let (file, sha256, bytes) = hashing.finish();
         file.sync_all().map_err(IoError::io(&self.path))?;
-        Ok(self.rows)
+        Ok(Written {
+            rows: self.rows,
+            bytes,
+            sha256,
+        })
+    }
+}
+
+/// A finished Parquet file: rows, size in bytes and SHA-256 (lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A writer that hashes (SHA-256) and counts every byte it passes on, in order.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        use sha2::Digest;
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    fn finish(self) -> (W, String, u64) {
+        use sha2::Digest;
+        (self.inner, hex::encode(self.hasher.finalize()), self.bytes)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -437,6 +498,31 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(back, docs);
+    }
+
+    /// The digest taken while writing is the digest of the file on disk (several row groups,
+    /// so several appends through the buffered writer).
+    #[test]
+    fn written_digest_matches_the_file() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.parquet");
+        let mut sink = ParquetSink::create(&path, Kind::Document).unwrap();
+        let rows = 3 * ROW_GROUP_ROWS + 7;
+        for i in 0..rows {
+            sink.push(&Record::Document(Document {
+                id: i.to_string(),
+                text: format!("文書{i}は{}", i * 7919),
+                source: String::new(),
+                meta: None,
+            }))
+            .unwrap();
+        }
+        let w = sink.finish_written().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(w.rows, rows as u64);
+        assert_eq!(w.bytes, bytes.len() as u64);
+        assert_eq!(w.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
     }
 
     #[test]

@@ -744,8 +744,11 @@ pub fn ingest(
         sink.push(&rec)?;
     }
     progress.rows(read, p.ok);
-    let ok = sink.finish()?;
+    let ok = staging.finish_sink(sink)?;
     debug_assert_eq!(ok, p.ok);
+    // One string per kept row: freed on the pool while the rest is published.
+    let ids = std::mem::take(&mut p.ids);
+    rayon::spawn(move || drop(ids));
     let rejected = p.rejects.count();
     let first_rejects = p.rejects.first().to_vec();
     let reasons = p.rejects.reason_counts();
