@@ -37,6 +37,10 @@ pub(crate) struct GlobalArgs {
     /// Worker threads [default: all cores].
     #[arg(long, global = true, env = "NJP_THREADS")]
     pub(crate) threads: Option<usize>,
+    /// Compression of the Parquet files written: zstd (level 3), zstd:<1-22>, snappy (larger
+    /// files, less CPU) or none [default: njp.toml `compression`, else zstd].
+    #[arg(long, global = true, env = "NJP_COMPRESSION", value_name = "CODEC")]
+    pub(crate) compression: Option<String>,
 }
 
 // Parsed once per process: the size difference between variants costs nothing.

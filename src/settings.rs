@@ -20,6 +20,8 @@ pub(crate) struct ConfigFile {
     pub(crate) threads: Option<usize>,
     /// Default tokenizer directory for commands that take `--tokenizer`.
     pub(crate) tokenizer: Option<PathBuf>,
+    /// Compression of the Parquet files written (`zstd`, `zstd:<level>`, `snappy`, `none`).
+    pub(crate) compression: Option<String>,
 }
 
 impl ConfigFile {
@@ -66,6 +68,17 @@ impl GlobalSettings {
             let _ = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build_global();
+        }
+        let (compression, from) = match (&global.compression, &cfg.compression) {
+            (Some(c), _) => (Some(c), "--compression / NJP_COMPRESSION"),
+            (None, Some(c)) => (Some(c), "njp.toml `compression`"),
+            (None, None) => (None, ""),
+        };
+        if let Some(c) = compression {
+            let codec: njp_datasets::io::Codec = c
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("{from}: {e}"))?;
+            njp_datasets::io::set_codec(codec);
         }
         Ok(GlobalSettings {
             home,

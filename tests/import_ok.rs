@@ -265,3 +265,93 @@ fn catalog_verbs() {
         "version numbers are never reused"
     );
 }
+
+/// `--compression` > `NJP_COMPRESSION` > `njp.toml` > zstd: the codec of every column chunk of
+/// the published files (a Parquet file records the codec, not the zstd level); a bad value is
+/// an error naming where it came from.
+#[test]
+fn compression_follows_the_config_precedence() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let env = Env::new();
+    let data = env.file(
+        "docs.jsonl",
+        (0..50)
+            .map(|i| format!("{{\"id\": \"{i}\", \"text\": \"文書その{i}です。\"}}\n"))
+            .collect::<String>(),
+    );
+    let codecs = |name: &str| -> Vec<String> {
+        let c = njp_catalog::Catalog::open(env.home()).unwrap();
+        let m = c.resolve(name).unwrap();
+        let mut out = Vec::new();
+        for path in c.data_files(&m) {
+            let r = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+            for rg in r.metadata().row_groups() {
+                out.extend(rg.columns().iter().map(|col| {
+                    let c = format!("{:?}", col.compression());
+                    c.split('(').next().unwrap().to_string()
+                }));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    };
+    let import = |name: &str, env_codec: Option<&str>, extra: &[&str]| {
+        let mut cmd = env.cmd();
+        if let Some(c) = env_codec {
+            cmd.env("NJP_COMPRESSION", c);
+        }
+        let out = cmd
+            .args(["import", data.to_str().unwrap(), "--kind", "document"])
+            .args(["--name", name, "--license", "CC-BY-4.0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = import("d_default", None, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(codecs("d_default"), ["ZSTD"]);
+
+    env.file("njp.toml", "compression = \"none\"\n");
+    let (code, err) = import("d_toml", None, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(codecs("d_toml"), ["UNCOMPRESSED"]);
+
+    let (code, err) = import("d_env", Some("snappy"), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(codecs("d_env"), ["SNAPPY"]);
+
+    let (code, err) = import("d_flag", Some("snappy"), &["--compression", "zstd:1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(codecs("d_flag"), ["ZSTD"]);
+
+    // All four read back the same records.
+    let q = env
+        .run(&[
+            "sql",
+            "SELECT (SELECT count(*) FROM d_default) + (SELECT count(*) FROM d_toml) \
+             + (SELECT count(*) FROM d_env) + (SELECT count(*) FROM d_flag) AS n",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    assert_eq!(q.stdout, "n\n200\n");
+
+    let (code, err) = import("d_bad", None, &["--compression", "lzo"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--compression") && err.contains("unknown compression `lzo`"),
+        "{err}"
+    );
+    env.file("njp.toml", "compression = \"zstd:30\"\n");
+    let (code, err) = import("d_bad", None, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("njp.toml") && err.contains("out of range"),
+        "{err}"
+    );
+}

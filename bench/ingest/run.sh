@@ -43,12 +43,14 @@ recipe bench_dedup true
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') x $(nproc); load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "input: $(wc -l < "$OUT/chat.jsonl") rows, $(du -m "$OUT/chat.jsonl" | cut -f1) MB"
-for r in bench_nodedup bench_dedup; do
+# zstd (njp's default codec) and snappy (the codec HF `datasets` / pyarrow write by default).
+for run in bench_nodedup:zstd bench_nodedup:snappy bench_dedup:zstd; do
+  r=${run%%:*}; codec=${run##*:}
   rm -rf "$OUT/home-$r"
   s=$(date +%s.%N)
-  "$NJP" --home "$OUT/home-$r" --no-progress ingest "$OUT/$r.toml" --max-reject-ratio 0 >/dev/null 2>"$OUT/$r.log"
+  "$NJP" --home "$OUT/home-$r" --no-progress --compression "$codec" ingest "$OUT/$r.toml" --max-reject-ratio 0 >/dev/null 2>"$OUT/$r.log"
   e=$(date +%s.%N)
-  echo "njp $r: $(echo "$e - $s" | bc) s  ($(grep -o 'published.*' "$OUT/$r.log"))"
+  echo "njp $r ($codec): $(echo "$e - $s" | bc) s  ($(grep -o 'published.*' "$OUT/$r.log"); $(du -m "$OUT/home-$r/datasets" | tail -1 | cut -f1) MB)"
 done
 rm -rf "$OUT/hf-cache" "$OUT/hf.parquet"
 "$VENV/bin/python" bench/ingest/hf_datasets.py "$OUT/chat.jsonl" "$OUT/hf.parquet" "$OUT/hf-cache" | tail -1 | \

@@ -49,6 +49,7 @@ impl Env {
             .env("NJP_NO_PROGRESS", "1")
             .env_remove("RUST_LOG")
             .env_remove("NJP_CONFIG")
+            .env_remove("NJP_COMPRESSION")
             .current_dir(self.dir.path());
         c
     }
