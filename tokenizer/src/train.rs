@@ -10,7 +10,9 @@
 //!    vocabulary has at most 65,536 ids, else `u32`) with offsets. Words shrink in place as
 //!    they are merged; nothing is reallocated per word per merge.
 //! 3. **Pair index**: for every pair, its weighted count and the list of words it occurs in,
-//!    sharded by a hash of the pair and built in parallel (one task per shard, words in order).
+//!    sharded by a hash of the pair and built in parallel (one task per shard, words in order),
+//!    each shard an open-addressing table whose buckets are prefetched ahead of their updates
+//!    (`pair_table.rs`).
 //! 4. **Merge loop**: a max-heap on (count, smaller pair first) with lazy refresh, as rustbpe,
 //!    that holds only the most frequent pairs and takes in more from the index when it runs
 //!    dry ([`Queue`]).
