@@ -78,7 +78,10 @@ impl GlobalSettings {
             let codec: njp_datasets::io::Codec = c
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("{from}: {e}"))?;
-            njp_datasets::io::set_codec(codec);
+            anyhow::ensure!(
+                njp_datasets::io::set_codec(codec),
+                "compression {codec}: another codec was already set in this process"
+            );
         }
         Ok(GlobalSettings {
             home,

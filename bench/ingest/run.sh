@@ -48,9 +48,10 @@ for run in bench_nodedup:zstd bench_nodedup:snappy bench_dedup:zstd; do
   r=${run%%:*}; codec=${run##*:}
   rm -rf "$OUT/home-$r"
   s=$(date +%s.%N)
-  "$NJP" --home "$OUT/home-$r" --no-progress --compression "$codec" ingest "$OUT/$r.toml" --max-reject-ratio 0 >/dev/null 2>"$OUT/$r.log"
+  "$NJP" --home "$OUT/home-$r" --no-progress --compression "$codec" ingest "$OUT/$r.toml" --max-reject-ratio 0 >/dev/null 2>"$OUT/$r-$codec.log"
   e=$(date +%s.%N)
-  echo "njp $r ($codec): $(echo "$e - $s" | bc) s  ($(grep -o 'published.*' "$OUT/$r.log"); $(du -m "$OUT/home-$r/datasets" | tail -1 | cut -f1) MB)"
+  mb=$(du -cm "$OUT/home-$r"/datasets/*/*/data/*.parquet | tail -1 | cut -f1)
+  echo "njp $r ($codec): $(echo "$e - $s" | bc) s  ($(grep -o 'published.*' "$OUT/$r-$codec.log"); data files $mb MB)"
 done
 rm -rf "$OUT/hf-cache" "$OUT/hf.parquet"
 "$VENV/bin/python" bench/ingest/hf_datasets.py "$OUT/chat.jsonl" "$OUT/hf.parquet" "$OUT/hf-cache" | tail -1 | \

@@ -164,7 +164,7 @@ pub fn import(
         progress.bytes(done_before, total);
     }
     let ok = sink.rows();
-    sink.finish()?;
+    staging.finish_sink(sink)?;
     let rejected = rejects.count;
     let first_rejects = rejects.first.clone();
     let reasons = rejects.reason_counts();

@@ -365,9 +365,10 @@ pub struct Staging {
     dir: PathBuf,
     parts: usize,
     published: bool,
-    /// Size and SHA-256 of data files finished through [`Staging::finish_sink`], taken as
-    /// they were written: publishing then needs no second read of them.
-    written: BTreeMap<PathBuf, (u64, String)>,
+    /// Size, modification time and SHA-256 of data files finished through
+    /// [`Staging::finish_sink`], taken as they were written: publishing then needs no second
+    /// read of them.
+    written: BTreeMap<PathBuf, (u64, Option<SystemTime>, String)>,
 }
 
 impl Staging {
@@ -404,7 +405,8 @@ impl Staging {
     pub fn finish_sink(&mut self, sink: ParquetSink) -> Result<u64> {
         let path = sink.path().to_path_buf();
         let w = sink.finish_written()?;
-        self.written.insert(path, (w.bytes, w.sha256));
+        let modified = fs::metadata(&path).map_err(io_err(&path))?.modified().ok();
+        self.written.insert(path, (w.bytes, modified, w.sha256));
         Ok(w.rows)
     }
 
@@ -429,11 +431,17 @@ impl Staging {
             }
             let path = data_dir.join(&entry);
             let n = ParquetRecords::num_rows(&path)?;
-            // A file finished through `finish_sink` was hashed as it was written; its size is
-            // checked again in case anything touched it since.
-            let on_disk = fs::metadata(&path).map_err(io_err(&path))?.len();
+            // A file finished through `finish_sink` was hashed as it was written; one whose
+            // size or modification time changed since (rewritten) is hashed again.
+            let meta = fs::metadata(&path).map_err(io_err(&path))?;
             let (sha256, size) = match self.written.get(&path) {
-                Some((bytes, sha256)) if *bytes == on_disk => (sha256.clone(), *bytes),
+                Some((bytes, modified, sha256))
+                    if *bytes == meta.len()
+                        && modified.is_some()
+                        && *modified == meta.modified().ok() =>
+                {
+                    (sha256.clone(), *bytes)
+                }
                 _ => sha256_file(&path)?,
             };
             fsync(&path)?;

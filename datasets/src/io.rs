@@ -96,8 +96,11 @@ impl std::str::FromStr for Codec {
 
     /// `zstd`, `zstd:<level 1–22>`, `snappy` or `none`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("unknown compression `{s}`: expected zstd, zstd:<1-22>, snappy or none");
+        let bad = || {
+            format!(
+                "unknown compression `{s}`: expected zstd, zstd:<1-22>, snappy or none (uncompressed)"
+            )
+        };
         match s {
             "zstd" => Ok(Codec::default()),
             "snappy" => Ok(Codec::Snappy),

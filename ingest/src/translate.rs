@@ -562,7 +562,7 @@ pub fn translate(
     stats.requests = client.requests.load(Ordering::Relaxed);
     stats.retries = client.retries.load(Ordering::Relaxed);
     let first_rejects = rejects.first().to_vec();
-    sink.finish()?;
+    staging.finish_sink(sink)?;
     rejects.finish()?;
     let mut report = TranslateReport {
         name: name.clone(),

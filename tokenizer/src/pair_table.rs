@@ -229,8 +229,9 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    /// Random inserts, updates and removals agree with a `HashMap`, across many growths and
-    /// with keys crowded into few home buckets (long probe runs that wrap around).
+    /// Random inserts, updates and removals agree with a `HashMap`, across many growths; a
+    /// small key set at a high load factor gives long probe runs (some wrapping around the
+    /// end of the table) and many backward shifts.
     #[test]
     fn agrees_with_a_hash_map() {
         let mut t: PairTable<i64> = PairTable::default();
@@ -240,7 +241,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            // Few distinct keys (many hits and removals), some of them with equal low bits.
+            // Few distinct keys (many hits and removals), in two shapes.
             let key = if step % 3 == 0 {
                 (x % 512) << 40
             } else {

@@ -1244,8 +1244,8 @@ impl MergeDeltas {
     }
 
     /// Applies the summed changes to the index: each pair's count once, each gaining word
-    /// appended to the pair's list, and every pair that gained pushed on the heap with its new
-    /// count (the heap drops entries below a pair's current count); `pushed` counts the
+    /// appended to the pair's list, and every pair that gained offered to the queue with its new
+    /// count (kept if at or above the floor); `pushed` counts the
     /// word-list entries added. A pair whose count reaches zero occurs nowhere any more: its
     /// slot (and its list of stale word indices) is freed.
     fn apply(&mut self, index: &mut PairIndex, queue: &mut Queue, pushed: &mut usize) {
@@ -1589,15 +1589,17 @@ fn merge_loop<T: Id>(
         let current = index.count(key);
         if job.count != current {
             // Stale: counts of existing pairs only fall, except pairs that just gained (those
-            // were pushed again with their new count), so a too-low entry is simply dropped.
-            if job.count > current && current > 0 {
+            // were offered again with their new count), so a too-low entry is simply dropped;
+            // a too-high one comes back with the current count if that is above the floor.
+            if job.count > current {
                 queue.offer(current, key);
             }
             continue;
         }
-        if current <= 0 {
-            break;
-        }
+        debug_assert!(
+            current >= 1,
+            "the queue holds counts at or above a floor of 1 or more"
+        );
         let (a, b) = ((key >> 32) as u32, key as u32);
         let mut merged = tokens[a as usize].clone();
         merged.extend_from_slice(&tokens[b as usize]);
