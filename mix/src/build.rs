@@ -200,7 +200,7 @@ pub fn build(catalog: &Catalog, plan: &Plan, force: bool) -> Result<Built> {
     for p in &plan.train {
         sink.push(&plan.materialize(p))?;
     }
-    sink.finish()?;
+    main.finish_sink(sink)?;
     if !plan.removed.is_empty() {
         write_table(&main.rejects_path(), &removed_batch(&plan.removed)?)?;
     }
@@ -212,7 +212,7 @@ pub fn build(catalog: &Catalog, plan: &Plan, force: bool) -> Result<Built> {
         for p in &plan.val {
             sink.push(&plan.materialize(p))?;
         }
-        sink.finish()?;
+        s.finish_sink(sink)?;
         Some(s)
     };
     let mut blend = catalog.stage(&plan.recipe.blend_name())?;

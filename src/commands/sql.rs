@@ -139,7 +139,7 @@ async fn save(
                 }
                 debug_assert!(conform(&batch, k).is_ok());
             }
-            sink.finish()?;
+            staging.finish_sink(sink)?;
         }
         DatasetKind::Table => {
             let path = staging.next_part_path();

@@ -1176,8 +1176,8 @@ struct DeltaEntry {
     /// A pair ([`pair_key`]) or a neighbour ([`LEFT`]).
     pair: u64,
     count: i64,
-    /// Words that gained the pair, ascending, each once; a pair that gained anywhere goes back
-    /// on the heap.
+    /// Words that gained the pair, ascending, each once; a pair that gained anywhere is offered
+    /// to the merge queue again.
     words: Vec<u32>,
 }
 
@@ -1653,7 +1653,7 @@ fn merge_loop<T: Id>(
         deltas.apply(index, &mut queue, &mut pushed);
         index.map(key).remove(key);
         if pushed > (2 * index.entries).max(REBUILD_MIN) {
-            // The old index and heap go first: alive next to the new ones they set the peak
+            // The old index and queue go first: alive next to the new ones they set the peak
             // memory of the whole run (−30 to −60 MB).
             queue = Queue::new();
             index.shards.clear();
