@@ -7,14 +7,17 @@ use std::path::Path;
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/recipes");
     println!("cargo:rerun-if-changed={}", dir.display());
+    // A missing or empty recipe directory is a broken checkout, not "no recipes": stop here
+    // instead of building a binary that knows none.
     let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect()
+        .unwrap_or_else(|e| panic!("cannot read the recipes in {}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("cannot read the recipes in {}: {e}", dir.display()))
+                .path()
         })
-        .unwrap_or_default();
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    assert!(!names.is_empty(), "no recipe (*.toml) in {}", dir.display());
     names.sort();
     let mut out = String::from(
         "/// `(file stem, TOML text)` of every bundled recipe, sorted by name.\npub static BUNDLED: &[(&str, &str)] = &[\n",

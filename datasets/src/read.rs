@@ -1035,6 +1035,54 @@ mod tests {
     }
 
     #[test]
+    fn jsonl_lines_across_reads_and_multibyte_boundaries() {
+        // The decoding layer reads 64 KiB at a time.
+        const READ: usize = 1 << 16;
+        // More than four reads of input; lines of every length (some longer than one read)
+        // put line ends and three-byte characters at every position of the read boundaries.
+        let mut content = vec![0xEF, 0xBB, 0xBF];
+        let mut want = Vec::new();
+        let mut line = 1u64;
+        let mut i = 0usize;
+        while content.len() < 4 * READ + 1000 {
+            let len = if i.is_multiple_of(97) {
+                READ + 7
+            } else {
+                (i * 7919) % 400
+            };
+            let text: String = "あ".repeat(len / 3) + &"x".repeat(len % 3);
+            content.extend_from_slice(format!("{{\"t\":\"{text}\"}}").as_bytes());
+            content.extend_from_slice(if i.is_multiple_of(5) { b"\r\n" } else { b"\n" });
+            want.push((line, text));
+            line += 1;
+            if i.is_multiple_of(11) {
+                content.extend_from_slice("  \u{3000}\n".as_bytes());
+                line += 1;
+            }
+            i += 1;
+        }
+        let got = rows(&content, "x.jsonl", &ReadOptions::default()).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (k, (r, (line, text))) in got.iter().zip(&want).enumerate() {
+            assert_eq!(r.location.line, Some(*line), "row {k}");
+            assert_eq!(r.location.row, k as u64 + 1);
+            assert_eq!(r.value.as_ref().unwrap()["t"], *text, "row {k}");
+        }
+        // An invalid byte deep in the file: its offset and line.
+        let at = (3 * READ..).find(|&k| content[k].is_ascii()).unwrap();
+        let nl = content[..at].iter().filter(|&&b| b == b'\n').count() as u64;
+        let mut bad = content.clone();
+        bad.insert(at, 0xFF);
+        let msg = rows(&bad, "x.jsonl", &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(&format!("byte {at}")) && msg.contains(&format!("line {}", nl + 1)),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn invalid_utf8_names_byte_offset() {
         let err = rows(
             b"{\"a\":\"ok\"}\n{\"a\":\"\x82\xa0\"}\n",
