@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -31,7 +31,6 @@ use njp_catalog::store::sha256_file;
 use njp_catalog::{Catalog, Parent};
 use njp_datasets::Record;
 use njp_datasets::adapt::Mapping;
-use njp_datasets::io::ParquetSink;
 use njp_datasets::read::{RawBody, ReadOptions, detect_format, encoding_for_label, open_raw_rows};
 
 use crate::adapters::{
@@ -456,19 +455,6 @@ impl Pipeline {
     }
 }
 
-/// The writer stage: kept records, batch by batch, into the Parquet sink (Arrow building and
-/// zstd compression run here, beside the in-order stage). Returns the sink, not finished.
-fn write_records(mut sink: ParquetSink, rx: Receiver<Vec<Record>>) -> Result<ParquetSink> {
-    for records in rx {
-        for rec in &records {
-            sink.push(rec)?;
-        }
-        // Freeing a batch of records is real work: the pool does it, not this thread.
-        rayon::spawn(move || drop(records));
-    }
-    Ok(sink)
-}
-
 /// The reader stage: rows of every input in order, in batches. Returns whether `limit` cut
 /// the input short. Stops quietly when the next stage has gone (it failed).
 fn read_inputs(
@@ -582,7 +568,7 @@ pub fn ingest(
         }
     }
     let mut staging = catalog.stage(&name)?;
-    let sink = staging.sink(recipe.kind)?;
+    let mut sink = staging.sink(recipe.kind)?;
     let mut p = Pipeline {
         norm: NormStats::default(),
         dedup,
@@ -621,13 +607,13 @@ pub fn ingest(
     };
     let mut forest = oasst.then(OasstForest::default);
     let mut read = 0u64;
-    // Four stages: the reader (one thread), the row-local work (rayon, batch by batch), the
-    // in-order part here and the Parquet writer (one thread). Batches keep their order through
-    // the channels, and rayon's indexed collect keeps the order within a batch.
+    // Three stages: the reader (one thread), the row-local work (rayon, batch by batch) and the
+    // in-order part here, which also fills the Parquet sink (whose row groups are encoded on
+    // the pool). Batches keep their order through the channels, and rayon's indexed collect
+    // keeps the order within a batch.
     let (raw_tx, raw_rx) = sync_channel::<Vec<ReadRow>>(IN_FLIGHT);
     let (done_tx, done_rx) = sync_channel(IN_FLIGHT);
-    let (kept_tx, kept_rx) = sync_channel::<Vec<Record>>(IN_FLIGHT);
-    let (limited, mut sink) = std::thread::scope(|s| -> Result<(bool, ParquetSink)> {
+    let limited = std::thread::scope(|s| -> Result<bool> {
         let reader = s.spawn(|| read_inputs(inputs, &read_opts, opts.limit, raw_tx));
         let stage = &stage;
         let worker = s.spawn(move || {
@@ -637,7 +623,6 @@ pub fn ingest(
                 }
             }
         });
-        let writer = s.spawn(move || write_records(sink, kept_rx));
         let mut in_order = || -> Result<()> {
             for batch in &done_rx {
                 for (at, outcome, st) in batch {
@@ -677,29 +662,29 @@ pub fn ingest(
                         }
                     }
                 }
-                // A closed channel means the writer failed: its error is reported below.
-                if kept_tx.send(std::mem::take(&mut p.kept)).is_err() {
-                    break;
+                // Kept records go into the sink (Arrow building; their row groups are encoded
+                // on the pool), then are freed on the pool. A writer thread of its own measured
+                // the same: one thread fewer.
+                for rec in &p.kept {
+                    sink.push(rec)?;
                 }
+                let kept = std::mem::take(&mut p.kept);
+                rayon::spawn(move || drop(kept));
             }
             Ok(())
         };
         let done = in_order();
         // On an error here the other stages see their channel closed and stop.
         drop(done_rx);
-        drop(kept_tx);
         let worked = worker.join();
-        let written = writer.join();
         let limited = reader
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         if let Err(panic) = worked {
             std::panic::resume_unwind(panic);
         }
-        let sink = written.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         done?;
-        let sink = sink?;
-        Ok((limited?, sink))
+        limited
     })?;
     let mut extra_stats = serde_json::Map::new();
     if let Some(forest) = &forest {
