@@ -11,8 +11,8 @@
 //! (JSON parsing — a typed parse for ShareGPT/OpenAI rows, the `Value` route otherwise —, raw
 //! filters, adapter, normalization, validation, text filters, dedup fingerprints) run on the
 //! rayon pool; the order-dependent steps (rejects, drop counts, id uniqueness, dedup decisions)
-//! run in input order on the calling thread, and a writer thread builds and compresses the
-//! Parquet file. The output (data, rejects, manifest stats) is byte-identical whatever the
+//! run in input order on the calling thread, which also fills the Parquet sink (its row groups
+//! are encoded and compressed on the pool). The output (data, rejects, manifest stats) is byte-identical whatever the
 //! number of threads.
 
 use std::collections::BTreeMap;
