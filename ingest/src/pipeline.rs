@@ -12,8 +12,8 @@
 //! filters, adapter, normalization, validation, text filters, dedup fingerprints) run on the
 //! rayon pool; the order-dependent steps (rejects, drop counts, id uniqueness, dedup decisions)
 //! run in input order on the calling thread, which also fills the Parquet sink (its row groups
-//! are encoded and compressed on the pool). The output (data, rejects, manifest stats) is byte-identical whatever the
-//! number of threads.
+//! are encoded and compressed on the pool). The output (data, rejects, manifest stats) is
+//! byte-identical whatever the number of threads.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
