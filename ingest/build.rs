@@ -5,7 +5,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/recipes");
+    // The checkout being built, read when the script runs: `env!` would bake in the checkout
+    // the script was compiled in, and Cargo reuses a compiled build script across checkouts
+    // that share a target directory (a deleted clone then left a binary with no recipes).
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("Cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("../datasets/recipes");
     println!("cargo:rerun-if-changed={}", dir.display());
     // A missing or empty recipe directory is a broken checkout, not "no recipes": stop here
     // instead of building a binary that knows none.
