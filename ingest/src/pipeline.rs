@@ -216,9 +216,9 @@ const BATCH_ROWS_PER_THREAD: usize = 256;
 /// Rows per parallel task within a batch.
 const TASK_ROWS: usize = 32;
 /// Batches in flight between two stages. Few and small on purpose: a batch (a few hundred KB
-/// of text and its records) then is still in the cache when the next stage takes it; 1,024-row
-/// batches with 8 in flight per channel cost 8 % more time and 20 MB more memory (A/B,
-/// `bench/RESULTS.md`).
+/// of text and its records) then is still in the cache when the next stage takes it; the
+/// former 1,024-row batches, 8 per channel and 4 row groups encoding cost 8–10 % more time
+/// and 25 MB more memory (A/B, `bench/RESULTS.md`).
 const IN_FLIGHT: usize = 2;
 
 /// A row on its way from the reader to the workers.

@@ -1538,11 +1538,10 @@ impl Queue {
         drop(below);
         for m in &index.shards {
             for (k, s) in m.iter() {
-                if s.count >= nth && s.count < floor {
-                    self.heap.push(Job {
-                        count: s.count,
-                        pair: std::cmp::Reverse(k),
-                    });
+                // Entries at or above the old floor are in the heap already; `offer` keeps
+                // those at or above the new one.
+                if s.count < floor {
+                    self.offer(s.count, k);
                 }
             }
         }
