@@ -4,6 +4,7 @@
 // burn: Autodiff<Cuda> with fusion needs a deeper trait-resolution limit (burn-notes §0).
 #![recursion_limit = "256"]
 
+mod alloc;
 mod cli;
 mod commands;
 mod logging;

@@ -399,21 +399,16 @@ impl Utf8Stream {
             }
             let input = &self.in_buf[start..self.in_len];
             let consumed = match &mut self.decoder {
-                None => match std::str::from_utf8(input) {
-                    Ok(_) => {
-                        self.out.extend_from_slice(input);
-                        input.len()
+                None => {
+                    let (valid, invalid) = utf8_prefix(input);
+                    if valid < input.len() && (invalid || self.eof) {
+                        return Err(self.error(self.offset + valid as u64, &input[..valid]));
                     }
-                    Err(e) => {
-                        let valid = e.valid_up_to();
-                        if e.error_len().is_some() || self.eof {
-                            return Err(self.error(self.offset + valid as u64, &input[..valid]));
-                        }
-                        // An incomplete sequence at the end of the buffer: keep it for next time.
-                        self.out.extend_from_slice(&input[..valid]);
-                        valid
-                    }
-                },
+                    // All of it, or all but a sequence cut by the end of the read (kept for
+                    // the next one).
+                    self.out.extend_from_slice(&input[..valid]);
+                    valid
+                }
                 Some(decoder) => {
                     let mut out = String::with_capacity(input.len() * 3 + 16);
                     let (result, read) =
@@ -542,6 +537,29 @@ impl JsonLines<BufReader<Utf8Stream>> {
             return Some(Ok((self.line, self.row, utf8_line(&self.buf[..end]))));
         }
         None
+    }
+}
+
+/// How many leading bytes of `input` are valid UTF-8, and whether what follows them is invalid
+/// (`true`) rather than a sequence cut short by the end of `input` (`false`).
+///
+/// All but the last character go through SIMD validation (`simdutf8`: AVX2 or SSE 4.2, chosen
+/// at run time; several times std's speed on Japanese text, ≈ 5 % of `njp ingest`'s CPU time
+/// before), the last one — possibly cut by the end of a read — through std's. Only when the SIMD
+/// pass fails does std's go over everything, to say where the error is.
+fn utf8_prefix(input: &[u8]) -> (usize, bool) {
+    let tail = input.len().saturating_sub(4);
+    let last = (tail..input.len())
+        .rev()
+        .find(|&i| input[i] & 0xC0 != 0x80)
+        .unwrap_or(tail);
+    let checked = match simdutf8::basic::from_utf8(&input[..last]) {
+        Ok(_) => std::str::from_utf8(&input[last..]).map_err(|e| (last, e)),
+        Err(_) => std::str::from_utf8(input).map_err(|e| (0, e)),
+    };
+    match checked {
+        Ok(_) => (input.len(), false),
+        Err((base, e)) => (base + e.valid_up_to(), e.error_len().is_some()),
     }
 }
 
@@ -1030,6 +1048,35 @@ mod tests {
             for (r, w) in rows.into_iter().zip(raw) {
                 assert_eq!((r.location.line, r.location.row), (w.line, w.row), "{name}");
                 assert_eq!((r.value, r.raw), w.body.parse(), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_prefix_agrees_with_std_at_every_cut_and_error() {
+        // Long enough for the SIMD path (64-byte blocks), with 2-, 3- and 4-byte characters.
+        let text = "吾輩は猫である。名前はまだ無い。ASCII text, café, 𠮷野家 🍣 ".repeat(5);
+        let bytes = text.as_bytes();
+        let expect = |b: &[u8]| match std::str::from_utf8(b) {
+            Ok(_) => (b.len(), false),
+            Err(e) => (e.valid_up_to(), e.error_len().is_some()),
+        };
+        for cut in 0..=bytes.len() {
+            let input = &bytes[..cut];
+            assert_eq!(utf8_prefix(input), expect(input), "cut at {cut}");
+        }
+        for at in (0..bytes.len()).step_by(7) {
+            for bad in [0x80u8, 0xC0, 0xE3, 0xF5, 0xFF] {
+                let mut input = bytes.to_vec();
+                input[at] = bad;
+                for cut in [at + 1, (at + 3).min(input.len()), input.len()] {
+                    let b = &input[..cut];
+                    assert_eq!(
+                        utf8_prefix(b),
+                        expect(b),
+                        "byte {bad:#x} at {at}, cut at {cut}"
+                    );
+                }
             }
         }
     }

@@ -189,7 +189,6 @@ fn bundled_input(home: &std::path::Path, file: &str) -> anyhow::Result<Input> {
 
 pub(crate) fn run_ingest(ctx: &Ctx, args: IngestArgs) -> anyhow::Result<ExitStatus> {
     check_ratio(args.max_reject_ratio)?;
-    super::keep_freed_memory();
     let (recipe, text) = Recipe::load(&args.recipe)?;
     let catalog = Catalog::open(&ctx.settings.home)?;
     let printer = ctx.printer;

@@ -62,24 +62,3 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Audit(args) => audit::run(&ctx, args),
     }
 }
-
-/// Keeps large freed blocks in the heap for reuse.
-///
-/// glibc serves every allocation above its mmap threshold (at most 32 MiB by default) with a
-/// fresh `mmap` and unmaps it on free, so each CPU training step re-faults and zeroes hundreds of
-/// MiB of pages (the `[B·T, vocab]` logits and their gradients): 16 % of a `tiny` step in `perf`.
-/// A fixed 1 GiB threshold and a 2 GiB trim threshold keep those blocks in the heap; the step
-/// gets ≈ 20 % faster (bench/RESULTS.md) for a peak RSS that stays where it was. `njp ingest`
-/// churns through row batches and Arrow buffers the same way (every batch a fresh mapping).
-#[allow(unsafe_code)]
-pub(crate) fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; it is called before the work starts.
-    unsafe {
-        let ok = libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30) == 1
-            && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1;
-        if !ok {
-            tracing::debug!("mallopt refused the allocator thresholds; keeping glibc's defaults");
-        }
-    }
-}

@@ -228,7 +228,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn run(ctx: &Ctx, cmd: TrainCommand) -> anyhow::Result<ExitStatus> {
-    super::keep_freed_memory();
+    crate::alloc::keep_freed_memory();
     match cmd {
         TrainCommand::Base(a) => run_stage(ctx, Stage::Base, a),
         TrainCommand::Mid(a) => run_stage(ctx, Stage::Mid, a),
