@@ -195,6 +195,8 @@ pub struct ParquetSink {
     pending: VecDeque<Receiver<EncodedGroup>>,
     next_group: usize,
     rows: u64,
+    /// A `sync_data` of what was written so far, running on a thread of its own.
+    syncing: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 type EncodedGroup = std::thread::Result<parquet::errors::Result<Vec<ArrowColumnChunk>>>;
@@ -224,6 +226,7 @@ impl ParquetSink {
             pending: VecDeque::new(),
             next_group: 0,
             rows: 0,
+            syncing: None,
         })
     }
 
@@ -330,7 +333,36 @@ impl ParquetSink {
                 .map_err(IoError::parquet(path))?;
         }
         group.close().map_err(IoError::parquet(path))?;
+        self.sync_in_background()
+    }
+
+    /// Starts writing what the file holds so far to disk, on a thread of its own, unless such a
+    /// sync is still running: the `fsync` that ends the file then waits for the last row groups
+    /// only. That wait was the end of every ingest (32 ms of idle cores for 67 MB on a 2-vCPU
+    /// VM). An error here is the sink's error, reported at the latest by `finish`.
+    fn sync_in_background(&mut self) -> Result<(), IoError> {
+        if self.syncing.as_ref().is_some_and(|s| !s.is_finished()) {
+            return Ok(());
+        }
+        self.join_sync()?;
+        let file = self
+            .writer
+            .inner()
+            .get_ref()
+            .inner
+            .try_clone()
+            .map_err(IoError::io(&self.path))?;
+        self.syncing = Some(std::thread::spawn(move || file.sync_data()));
         Ok(())
+    }
+
+    /// Waits for a background sync, if one was started, and returns its error.
+    fn join_sync(&mut self) -> Result<(), IoError> {
+        match self.syncing.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(done)) => done.map_err(IoError::io(&self.path)),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+        }
     }
 
     pub fn rows(&self) -> u64 {
@@ -355,6 +387,7 @@ impl ParquetSink {
         while !self.pending.is_empty() {
             self.append_oldest()?;
         }
+        self.join_sync()?;
         let inner = self
             .writer
             .into_inner()
