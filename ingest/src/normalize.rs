@@ -54,11 +54,11 @@ pub struct Normalizer {
     spec: NormalizeSpec,
 }
 
-fn is_control(c: char) -> bool {
+const fn is_control(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
 }
 
-fn is_newline_variant(c: char) -> bool {
+const fn is_newline_variant(c: char) -> bool {
     matches!(c, '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
@@ -68,7 +68,7 @@ fn is_newline_variant(c: char) -> bool {
 /// U+3099/U+309A, the unified ideographs (extension A included), and the half- and full-width
 /// forms. A text made only of these is NFC. Checked against the Unicode tables by a
 /// test over every one of them.
-fn is_nfc_safe(c: char) -> bool {
+const fn is_nfc_safe(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{2ff}'
         | '\u{2010}'..='\u{2027}'
@@ -82,6 +82,42 @@ fn is_nfc_safe(c: char) -> bool {
         | '\u{309b}'..='\u{30ff}'
         | '\u{4e00}'..='\u{9fff}'
         | '\u{ff00}'..='\u{ffef}')
+}
+
+/// Whether a three-byte character leaves every [`Scan`] flag alone (NFC-safe, neither a control
+/// character nor a line break variant): bit `t & 0x3f` of entry `(l & 0x0f) << 6 | (m & 0x3f)`
+/// for the UTF-8 bytes `l m t`. One lookup decides kana, kanji and CJK punctuation alike, with no
+/// branch on which script a character is in (a scan that branched on the lead byte mispredicted
+/// at every switch between kana and kanji).
+static THREE_BYTE_QUIET: [u64; 1024] = {
+    let mut table = [0u64; 1024];
+    let mut i = 0;
+    while i < 1024 {
+        let mut bits = 0u64;
+        let mut t = 0;
+        while t < 64 {
+            let cp = ((i as u32) << 6) | t as u32;
+            if cp >= 0x800
+                && let Some(c) = char::from_u32(cp)
+                && is_nfc_safe(c)
+                && !is_control(c)
+                && !is_newline_variant(c)
+            {
+                bits |= 1u64 << t;
+            }
+            t += 1;
+        }
+        table[i] = bits;
+        i += 1;
+    }
+    table
+};
+
+/// [`THREE_BYTE_QUIET`] for the UTF-8 bytes of a three-byte character.
+#[inline(always)]
+fn three_byte_quiet(lead: u8, second: u8, third: u8) -> bool {
+    let bits = THREE_BYTE_QUIET[((lead as usize & 0x0f) << 6) | (second as usize & 0x3f)];
+    bits >> (third & 0x3f) & 1 == 1
 }
 
 /// What one pass over a text found (each flag may be a false alarm, never a miss).
@@ -127,22 +163,8 @@ impl Scan {
                 continue;
             }
             newlines = 0;
-            // A valid &str: a three-byte lead is followed by two continuation bytes.
-            let three =
-                |lead: u32| lead | ((b[i + 1] as u32 & 0x3f) << 6) | (b[i + 2] as u32 & 0x3f);
-            let fast = match c {
-                // U+5000–U+9FFF: unified ideographs.
-                0xe5..=0xe9 => true,
-                // U+4000–U+4FFF: extension A and unified ideographs, not the Yijing symbols.
-                0xe4 => !(0x4dc0..0x4e00).contains(&three(0x4000)),
-                // U+3000–U+3FFF: CJK punctuation and kana, not the tone marks or the combining
-                // (han)dakuten.
-                0xe3 => {
-                    matches!(three(0x3000), 0x3000..=0x3029 | 0x3030..=0x3098 | 0x309b..=0x30ff)
-                }
-                _ => false,
-            };
-            if fast {
+            // A valid &str: a three-byte lead (0xE0–0xEF) is followed by two continuation bytes.
+            if c & 0xf0 == 0xe0 && three_byte_quiet(c, b[i + 1], b[i + 2]) {
                 i += 3;
                 continue;
             }
@@ -351,6 +373,32 @@ pub fn japanese_share(text: &str) -> (f64, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_byte_table_matches_the_character_tests() {
+        for cp in 0x800..=0xffffu32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let mut buf = [0u8; 4];
+            let b = c.encode_utf8(&mut buf).as_bytes();
+            assert_eq!(b.len(), 3);
+            let quiet = is_nfc_safe(c) && !is_control(c) && !is_newline_variant(c);
+            assert_eq!(three_byte_quiet(b[0], b[1], b[2]), quiet, "U+{cp:04X}");
+        }
+        // Kana, kanji and CJK punctuation take the table's fast way; the combining dakuten and
+        // U+2028 do not.
+        for c in ['あ', 'ア', '漢', '。', '「', '　'] {
+            let mut buf = [0u8; 4];
+            let b = c.encode_utf8(&mut buf).as_bytes();
+            assert!(three_byte_quiet(b[0], b[1], b[2]), "{c}");
+        }
+        for c in ['\u{3099}', '\u{2028}', '\u{feff}'] {
+            let mut buf = [0u8; 4];
+            let b = c.encode_utf8(&mut buf).as_bytes();
+            assert!(!three_byte_quiet(b[0], b[1], b[2]), "U+{:04X}", c as u32);
+        }
+    }
 
     fn norm(spec: NormalizeSpec, s: &str) -> (String, NormStats) {
         let mut st = NormStats::default();
