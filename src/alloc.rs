@@ -5,7 +5,8 @@
 //! encoding). glibc then takes the owning arena's lock on every such free: on two cores
 //! `njp ingest` spent ≈ 5 % of its time in futex waits and ≈ 17 % in malloc and free. mimalloc's
 //! per-thread heaps take cross-thread frees without a lock. Measured (`bench/RESULTS.md`,
-//! ingest, session 9): `njp ingest` −17 % wall time, `njp tok train` −2 %, `njp train` the same.
+//! ingest, session 9): `njp ingest` −17 % wall time, `njp tok train` −2 %; a CPU `njp train`
+//! step 2–4 % slower (with [`keep_freed_memory`]), peak RSS higher by 60–160 MiB.
 //!
 //! mimalloc is built with `no_thp`: it does not ask for transparent huge pages on its 1 GiB
 //! arenas. With them a page fault could stall while the kernel compacted memory for a 2 MiB
