@@ -130,8 +130,9 @@ struct Scan {
 }
 
 impl Scan {
-    /// One pass over the bytes: ASCII and the three-byte Japanese script (kana, CJK
-    /// punctuation, kanji) are decided from the bytes; anything else is decoded.
+    /// One pass over the bytes: ASCII and the three-byte characters that raise no flag (kana,
+    /// CJK punctuation, kanji and the rest of [`THREE_BYTE_QUIET`]) are decided from the bytes;
+    /// anything else is decoded.
     fn of(s: &str) -> Scan {
         let b = s.as_bytes();
         let mut scan = Scan {
@@ -376,27 +377,23 @@ mod tests {
 
     #[test]
     fn three_byte_table_matches_the_character_tests() {
-        for cp in 0x800..=0xffffu32 {
-            let Some(c) = char::from_u32(cp) else {
-                continue;
-            };
+        let quiet = |c: char| {
             let mut buf = [0u8; 4];
             let b = c.encode_utf8(&mut buf).as_bytes();
-            assert_eq!(b.len(), 3);
-            let quiet = is_nfc_safe(c) && !is_control(c) && !is_newline_variant(c);
-            assert_eq!(three_byte_quiet(b[0], b[1], b[2]), quiet, "U+{cp:04X}");
+            assert_eq!(b.len(), 3, "U+{:04X}", c as u32);
+            three_byte_quiet(b[0], b[1], b[2])
+        };
+        for c in (0x800..=0xffffu32).filter_map(char::from_u32) {
+            let expected = is_nfc_safe(c) && !is_control(c) && !is_newline_variant(c);
+            assert_eq!(quiet(c), expected, "U+{:04X}", c as u32);
         }
-        // Kana, kanji and CJK punctuation take the table's fast way; the combining dakuten and
-        // U+2028 do not.
+        // Kana, kanji and CJK punctuation take the table's fast way; the combining dakuten,
+        // U+2028 and a BOM do not.
         for c in ['あ', 'ア', '漢', '。', '「', '　'] {
-            let mut buf = [0u8; 4];
-            let b = c.encode_utf8(&mut buf).as_bytes();
-            assert!(three_byte_quiet(b[0], b[1], b[2]), "{c}");
+            assert!(quiet(c), "{c}");
         }
         for c in ['\u{3099}', '\u{2028}', '\u{feff}'] {
-            let mut buf = [0u8; 4];
-            let b = c.encode_utf8(&mut buf).as_bytes();
-            assert!(!three_byte_quiet(b[0], b[1], b[2]), "U+{:04X}", c as u32);
+            assert!(!quiet(c), "U+{:04X}", c as u32);
         }
     }
 
