@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    alloc::skip_cleanup_at_exit();
     let cli = cli::Cli::parse();
     logging::init(&cli.global);
     match commands::run(cli) {

@@ -12,6 +12,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::arrow_writer::{
@@ -19,7 +20,7 @@ use parquet::arrow::arrow_writer::{
     compute_leaves,
 };
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 
@@ -165,6 +166,33 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// The writer properties of a dataset file of `kind`: [`writer_properties`], and its free-text
+/// columns (ids, texts, message parts, meta, questions, choices, solutions) written plain,
+/// without statistics. Their values are nearly all distinct: a dictionary only costs a hash and
+/// a compare per value until it overflows and the writer falls back to plain pages, and min/max
+/// statistics of prose prune nothing. Short repeated columns (`source`, `role`, part `kind`,
+/// `subject`, the math `answer`) keep their dictionaries.
+pub fn dataset_writer_properties(kind: Kind) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(codec().compression())
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    let leaves = ArrowSchemaConverter::new()
+        .convert(&schema::schema(kind))
+        .expect("the canonical schemas convert to Parquet");
+    for leaf in leaves.columns() {
+        let path = leaf.path().parts();
+        let (first, last) = (path[0].as_str(), path[path.len() - 1].as_str());
+        if first == "id" {
+            b = b.set_column_dictionary_enabled(leaf.path().clone(), false);
+        } else if matches!(last, "text" | "meta" | "question" | "solution") || first == "choices" {
+            b = b
+                .set_column_dictionary_enabled(leaf.path().clone(), false)
+                .set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
+        }
+    }
+    b.build()
+}
+
 /// Row groups being encoded at once (beyond the one being filled), per sink: two on a small
 /// machine (more only holds more memory, ≈ 10 MB of text each before encoding; 4, together
 /// with ingest's deeper queues, cost ≈ 4 % more time and 20 MB on two cores), a quarter of
@@ -210,7 +238,7 @@ impl ParquetSink {
         let (writer, factory) = ArrowWriter::try_new(
             BufWriter::new(HashingWriter::new(file)),
             schema.clone(),
-            Some(writer_properties()),
+            Some(dataset_writer_properties(kind)),
         )
         .and_then(ArrowWriter::into_serialized_writer)
         .map_err(IoError::parquet(path))?;

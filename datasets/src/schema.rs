@@ -13,8 +13,8 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray, StringBuilder, StructArray,
-    UInt32Array,
+    Array, ArrayBuilder, ArrayRef, AsArray, ListArray, RecordBatch, StringArray, StringBuilder,
+    StructArray, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::cast;
@@ -284,9 +284,42 @@ impl BatchBuilder {
         self.sources.append_value(&m.source);
     }
 
-    /// Builds the batch and resets the builder.
+    /// An empty builder of the same kind with room for a batch a quarter larger than this one:
+    /// batches of a dataset are alike, and buffers that grow by doubling copy what they hold at
+    /// each step and touch fresh memory every time.
+    fn sized_like(&self) -> Self {
+        let strings = |s: &StringBuilder| {
+            let more = |n: usize| (n + n / 4).min(crate::io::BATCH_BYTES);
+            StringBuilder::with_capacity(more(s.len()), more(s.values_slice().len()))
+        };
+        let lens = |v: &Vec<usize>| Vec::with_capacity(v.len() + v.len() / 4);
+        BatchBuilder {
+            kind: self.kind,
+            rows: 0,
+            bytes: 0,
+            ids: strings(&self.ids),
+            sources: strings(&self.sources),
+            metas: strings(&self.metas),
+            texts: strings(&self.texts),
+            msg_lens: lens(&self.msg_lens),
+            roles: strings(&self.roles),
+            part_lens: lens(&self.part_lens),
+            part_kinds: strings(&self.part_kinds),
+            part_texts: strings(&self.part_texts),
+            questions: strings(&self.questions),
+            choice_lens: lens(&self.choice_lens),
+            choices: strings(&self.choices),
+            answers_idx: Vec::with_capacity(self.answers_idx.len()),
+            subjects: strings(&self.subjects),
+            solutions: strings(&self.solutions),
+            answers: strings(&self.answers),
+        }
+    }
+
+    /// Builds the batch and resets the builder (sized for a batch like this one).
     pub fn finish(&mut self) -> RecordBatch {
-        let mut b = std::mem::replace(self, BatchBuilder::new(self.kind));
+        let next = self.sized_like();
+        let mut b = std::mem::replace(self, next);
         let strings = |v: &mut StringBuilder| -> ArrayRef { Arc::new(v.finish()) };
         let columns: Vec<ArrayRef> = match b.kind {
             Kind::Document => vec![
