@@ -1521,13 +1521,17 @@ impl Queue {
     /// Lowers the floor so that the next [`QUEUE_TAKE`] most frequent pairs below it (and all
     /// pairs tied with the last of them) come in; false when no pair is left below it.
     fn refill(&mut self, index: &PairIndex) -> bool {
+        // Two passes over the whole index, each shard on its own task: a late refill scans
+        // millions of slots while every other step of the merge loop waits.
         let floor = self.floor;
         let mut below: Vec<i64> = index
             .shards
-            .iter()
-            .flat_map(|m| m.values())
-            .map(|s| s.count)
-            .filter(|&c| c > 0 && c < floor)
+            .par_iter()
+            .flat_map_iter(|m| {
+                m.values()
+                    .map(|s| s.count)
+                    .filter(move |&c| c > 0 && c < floor)
+            })
             .collect();
         if below.is_empty() {
             return false;
@@ -1536,15 +1540,24 @@ impl Queue {
         let (_, &mut nth, _) = below.select_nth_unstable_by(take - 1, |x, y| y.cmp(x));
         self.floor = nth;
         drop(below);
-        for m in &index.shards {
-            for (k, s) in m.iter() {
-                // Entries at or above the old floor are in the heap already; `offer` keeps
-                // those at or above the new one.
-                if s.count < floor {
-                    self.offer(s.count, k);
-                }
-            }
-        }
+        // Entries at or above the old floor are in the heap already (none are left: a refill
+        // comes when the heap ran dry); those at or above the new floor come in, heapified at
+        // once.
+        let jobs: Vec<Job> = index
+            .shards
+            .par_iter()
+            .flat_map_iter(|m| {
+                m.iter()
+                    .filter(move |(_, s)| s.count < floor && s.count >= nth)
+                    .map(|(k, s)| Job {
+                        count: s.count,
+                        pair: std::cmp::Reverse(k),
+                    })
+            })
+            .collect();
+        let mut heap = BinaryHeap::from(jobs);
+        heap.append(&mut self.heap);
+        self.heap = heap;
         true
     }
 }
