@@ -39,7 +39,7 @@
 //! these.
 
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -1243,12 +1243,32 @@ impl MergeDeltas {
         &self.entries[..self.used]
     }
 
+    /// The summed change of `pair`'s count (0 when untouched).
+    #[inline]
+    fn delta(&self, pair: u64) -> i64 {
+        self.at
+            .get(&pair)
+            .map_or(0, |&i| self.entries[i as usize].count)
+    }
+
+    /// The words that gained `pair`.
+    fn gained_words(&self, pair: u64) -> &[u32] {
+        self.at
+            .get(&pair)
+            .map_or(&[][..], |&i| &self.entries[i as usize].words)
+    }
+
+    /// At most the word-list entries [`MergeDeltas::apply`] will add.
+    fn max_pushed(&self) -> usize {
+        self.live().iter().map(|en| en.words.len()).sum()
+    }
+
     /// Applies the summed changes to the index: each pair's count once, each gaining word
     /// appended to the pair's list, and every pair that gained offered to the queue with its new
     /// count (kept if at or above the floor); `pushed` counts the
     /// word-list entries added. A pair whose count reaches zero occurs nowhere any more: its
     /// slot (and its list of stale word indices) is freed.
-    fn apply(&mut self, index: &mut PairIndex, queue: &mut Queue, pushed: &mut usize) {
+    fn apply(&mut self, index: &mut PairIndex, mut queue: Option<&mut Queue>, pushed: &mut usize) {
         let live = &mut self.entries[..self.used];
         for i in 0..live.len() {
             // The index is far larger than the cache: fetch the buckets of the next pairs
@@ -1286,7 +1306,10 @@ impl MergeDeltas {
                     en.count
                 }
             };
-            if count > 0 && !en.words.is_empty() {
+            if count > 0
+                && !en.words.is_empty()
+                && let Some(queue) = queue.as_deref_mut()
+            {
                 queue.offer(count, en.pair);
             }
         }
@@ -1580,10 +1603,7 @@ fn merge_loop<T: Id>(
         .map(|(i, t)| (t.clone(), i as u32))
         .collect();
     let mut queue = Queue::new();
-    // Word lists keep stale entries (words that lost a pair whose count is still positive). Once
-    // twice as many entries were added as the index held when built (4 bytes each, where a
-    // rebuild is a full pass over the words), it is rebuilt from the words: exact same counts,
-    // so the same merges, with bounded memory.
+    // Word-list entries added since the index was built ([`rebuild_if_due`]).
     let mut pushed = 0usize;
     let mut dups = 0u32;
     let mut done = (tokens.len() - 256) as u32;
@@ -1595,94 +1615,453 @@ fn merge_loop<T: Id>(
     let mut deltas = MergeDeltas::default();
     let mut scratch: Vec<MergeDeltas> = Vec::new();
 
-    while done < n_merges {
-        let Some(job) = queue.pop(index) else { break };
-        let key = job.pair.0;
-        let current = index.count(key);
-        if job.count != current {
-            // Stale: counts of existing pairs only fall, except pairs that just gained (those
-            // were offered again with their new count), so a too-low entry is simply dropped;
-            // a too-high one comes back with the current count if that is above the floor.
-            if job.count > current {
-                queue.offer(current, key);
-            }
-            continue;
-        }
-        debug_assert!(
-            current >= 1,
-            "the queue holds counts at or above a floor of 1 or more"
-        );
-        let (a, b) = ((key >> 32) as u32, key as u32);
-        let mut merged = tokens[a as usize].clone();
-        merged.extend_from_slice(&tokens[b as usize]);
-        let new = match by_bytes.get(&merged) {
-            Some(&id) => {
-                dups += 1;
-                id
-            }
-            None => {
-                let id = tokens.len() as u32;
-                by_bytes.insert(merged.clone(), id);
-                tokens.push(merged);
-                done += 1;
-                if done.is_multiple_of(report_every) {
-                    progress.update(Phase::Merge, u64::from(done));
+    // A merge's summed changes wait in `deltas` (`pending` names its pair) until the next pair
+    // is chosen, against the counts they will give. When that pair's word list is short (the
+    // late merges, one core each), the changes go into the index on one core while the next
+    // merge rewrites its words on the other: the two touch disjoint memory (index and queue;
+    // words and a scratch sum). The merges are exactly those of applying every change first.
+    let mut pending: Option<Pending> = None;
+    let mut pipelined = 0u32;
+    std::thread::scope(|scope| {
+        let helper = Helper::start(scope, parallel);
+
+        while done < n_merges {
+            let job = match &mut pending {
+                None => {
+                    let Some(job) = queue.pop(index) else { break };
+                    job
                 }
-                id
+                Some(pend) => {
+                    if !pend.offered {
+                        // What `apply` would offer: every pair that gained, at its new count (a pair
+                        // with a fresh token is new to the index).
+                        for en in deltas.live() {
+                            if !en.words.is_empty() {
+                                let old = if pend.fresh { 0 } else { index.count(en.pair) };
+                                if old + en.count > 0 {
+                                    queue.offer(old + en.count, en.pair);
+                                }
+                            }
+                        }
+                        pend.offered = true;
+                    }
+                    match queue.heap.pop() {
+                        Some(job) => job,
+                        None => {
+                            // A refill reads the index: bring it up to date first.
+                            let pend = pending.take().expect("pending");
+                            settle(&mut deltas, index, &mut queue, &mut pushed, pend);
+                            rebuild_if_due(&mut queue, index, &words, &mut pushed, &mut rebuilds);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let key = job.pair.0;
+            let current = match &pending {
+                None => index.count(key),
+                Some(pend) if pend.pair == key => 0,
+                Some(_) => index.count(key) + deltas.delta(key),
+            };
+            if job.count != current {
+                // Stale: counts of existing pairs only fall, except pairs that just gained (those
+                // were offered again with their new count), so a too-low entry is simply dropped;
+                // a too-high one comes back with the current count if that is above the floor.
+                if job.count > current {
+                    queue.offer(current, key);
+                }
+                continue;
             }
-        };
+            debug_assert!(
+                current >= 1,
+                "the queue holds counts at or above a floor of 1 or more"
+            );
+            let (a, b) = ((key >> 32) as u32, key as u32);
+            let mut merged = tokens[a as usize].clone();
+            merged.extend_from_slice(&tokens[b as usize]);
+            let (new, fresh) = match by_bytes.get(&merged) {
+                Some(&id) => {
+                    dups += 1;
+                    (id, false)
+                }
+                None => {
+                    let id = tokens.len() as u32;
+                    by_bytes.insert(merged.clone(), id);
+                    tokens.push(merged);
+                    done += 1;
+                    if done.is_multiple_of(report_every) {
+                        progress.update(Phase::Merge, u64::from(done));
+                    }
+                    (id, true)
+                }
+            };
 
-        let mut list = index.map(key).get_mut(key).expect("present").words.take();
-        list.sort_unstable();
-        list.dedup();
+            // The pair's words: its list in the index, and the words that gained it in the pending
+            // merge (not in the index yet).
+            let mut list = index
+                .map(key)
+                .get_mut(key)
+                .map_or_else(Vec::new, |s| s.words.take());
+            if pending.is_some() {
+                list.extend_from_slice(deltas.gained_words(key));
+            }
+            list.sort_unstable();
+            list.dedup();
 
-        let abn = (a, b, new);
-        let parts = if !parallel || list.len() < PAR_MIN_WORDS {
-            split_words(&mut words, &list, 1)
-        } else {
-            split_words(&mut words, &list, rayon::current_num_threads() * 4)
-        };
-        if scratch.len() < parts.len() {
-            scratch.resize_with(parts.len(), MergeDeltas::default);
+            let abn = (a, b, new);
+            let small = !parallel || list.len() < PAR_MIN_WORDS;
+            if let Some(pend) = pending.take() {
+                let due = (2 * index.entries).max(REBUILD_MIN);
+                if parallel && small && pushed + deltas.max_pushed() <= due {
+                    if scratch.is_empty() {
+                        scratch.push(MergeDeltas::default());
+                    }
+                    let mut parts = split_words(&mut words, &list, 1);
+                    debug_assert_eq!(parts.len(), 1);
+                    let part = parts.pop().expect("one part");
+                    let d = &mut scratch[0];
+                    let ((), m) = helper.join(
+                        || deltas.apply(index, None, &mut pushed),
+                        || merge_part(part, abn, d),
+                    );
+                    index.map(pend.pair).remove(pend.pair);
+                    deltas.absorb_neighbours(&scratch[0], m, abn);
+                    scratch[0].clear();
+                    pending = Some(Pending {
+                        pair: key,
+                        fresh,
+                        offered: false,
+                    });
+                    pipelined += 1;
+                    continue;
+                }
+                settle(&mut deltas, index, &mut queue, &mut pushed, pend);
+                // A rebuild now counts the words as they are: `list` still holds every word with
+                // the pair (its old list and the words that gained it).
+                rebuild_if_due(&mut queue, index, &words, &mut pushed, &mut rebuilds);
+            }
+            let parts = if small {
+                split_words(&mut words, &list, 1)
+            } else {
+                split_words(&mut words, &list, rayon::current_num_threads() * 4)
+            };
+            if scratch.len() < parts.len() {
+                scratch.resize_with(parts.len(), MergeDeltas::default);
+            }
+            let n = parts.len();
+            let merged: Vec<i64> = if n == 1 {
+                parts
+                    .into_iter()
+                    .map(|part| merge_part(part, abn, &mut scratch[0]))
+                    .collect()
+            } else {
+                parts
+                    .into_par_iter()
+                    .zip(scratch.par_iter_mut())
+                    .map(|(part, d)| merge_part(part, abn, d))
+                    .collect()
+            };
+            for (d, m) in scratch[..n].iter_mut().zip(merged) {
+                deltas.absorb_neighbours(d, m, abn);
+                d.clear();
+            }
+            pending = Some(Pending {
+                pair: key,
+                fresh,
+                offered: false,
+            });
         }
-        let n = parts.len();
-        let merged: Vec<i64> = if n == 1 {
-            parts
-                .into_iter()
-                .map(|part| merge_part(part, abn, &mut scratch[0]))
-                .collect()
-        } else {
-            parts
-                .into_par_iter()
-                .zip(scratch.par_iter_mut())
-                .map(|(part, d)| merge_part(part, abn, d))
-                .collect()
-        };
-        for (d, m) in scratch[..n].iter_mut().zip(merged) {
-            deltas.absorb_neighbours(d, m, abn);
-            d.clear();
+        if let Some(pend) = pending.take() {
+            settle(&mut deltas, index, &mut queue, &mut pushed, pend);
         }
-        deltas.apply(index, &mut queue, &mut pushed);
-        index.map(key).remove(key);
-        if pushed > (2 * index.entries).max(REBUILD_MIN) {
-            // The old index and queue go first: alive next to the new ones they set the peak
-            // memory of the whole run (−30 to −60 MB).
-            queue = Queue::new();
-            index.shards.clear();
-            *index = PairIndex::build(&words);
-            pushed = 0;
-            rebuilds += 1;
-        }
-    }
+    });
     progress.update(Phase::Merge, u64::from(done));
     tracing::debug!(
         seconds = t0.elapsed().as_secs_f64(),
         merges = done - first,
         rebuilds,
+        pipelined,
         "merge loop done"
     );
     drop_in_background((words, index_owned, queue.heap));
     (tokens, dups)
+}
+
+/// How long the [`Helper`] spins for its next job before it parks.
+const HELPER_SPIN: Duration = Duration::from_micros(50);
+
+/// A second thread for the late merges, which come every few microseconds and each give it a
+/// few microseconds of work: it waits for the next job spinning, and parks only after
+/// [`HELPER_SPIN`] without one, so that handing a job over mostly costs no wake-up. A rayon
+/// worker woken with a futex for each merge spent as much time in the kernel as it saved.
+struct Helper<'scope> {
+    shared: std::sync::Arc<HelperShared>,
+    thread: Option<std::thread::ScopedJoinHandle<'scope, ()>>,
+}
+
+/// The job slot: [`Helper::join`] writes `job`, then sets `state` to `READY`; the helper takes
+/// it (`RUNNING`), runs it and sets `DONE` (or `PANICKED`) — unless the joining thread, done
+/// with its own side first, took it back (`READY` → `IDLE`) and ran it itself: a helper that is
+/// not on a core (a busy machine) then delays nothing.
+struct HelperShared {
+    state: std::sync::atomic::AtomicU8,
+    job: std::cell::UnsafeCell<Option<*mut (dyn FnMut() + Send)>>,
+}
+
+// SAFETY: `job` is written only by the joining thread while `state` is `IDLE` (the helper does
+// not look at it then), and read only by the helper after it saw `READY` (Acquire after the
+// writer's Release); the closure behind the pointer is `Send`.
+#[allow(unsafe_code)]
+unsafe impl Sync for HelperShared {}
+#[allow(unsafe_code)]
+unsafe impl Send for HelperShared {}
+
+impl HelperShared {
+    const IDLE: u8 = 0;
+    const READY: u8 = 1;
+    const DONE: u8 = 2;
+    const PANICKED: u8 = 3;
+    const SLEEPING: u8 = 4;
+    const QUIT: u8 = 5;
+    const RUNNING: u8 = 6;
+}
+
+impl<'scope> Helper<'scope> {
+    /// A helper thread in `scope`, or none (`join` then runs both sides here) when `on` is false.
+    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, on: bool) -> Self {
+        let shared = std::sync::Arc::new(HelperShared {
+            state: std::sync::atomic::AtomicU8::new(HelperShared::IDLE),
+            job: std::cell::UnsafeCell::new(None),
+        });
+        let thread = on.then(|| {
+            let sh = shared.clone();
+            scope.spawn(move || Self::run(&sh))
+        });
+        Helper { shared, thread }
+    }
+
+    fn run(sh: &HelperShared) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+        let mut idle_since = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            match sh.state.load(Acquire) {
+                HelperShared::READY => {
+                    if sh
+                        .state
+                        .compare_exchange(
+                            HelperShared::READY,
+                            HelperShared::RUNNING,
+                            AcqRel,
+                            Acquire,
+                        )
+                        .is_err()
+                    {
+                        // The joining thread took the job back.
+                        continue;
+                    }
+                    // SAFETY: see `HelperShared`; the joining thread keeps the closure alive
+                    // until it sees `DONE` or `PANICKED`.
+                    #[allow(unsafe_code)]
+                    let job = unsafe { (*sh.job.get()).take() }.expect("a job");
+                    #[allow(unsafe_code)]
+                    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                        (*job)()
+                    }))
+                    .is_ok();
+                    let done = if ok {
+                        HelperShared::DONE
+                    } else {
+                        HelperShared::PANICKED
+                    };
+                    sh.state.store(done, Release);
+                    idle_since = Instant::now();
+                    spins = 0;
+                }
+                HelperShared::QUIT => return,
+                HelperShared::IDLE => {
+                    spins += 1;
+                    if !spins.is_multiple_of(64) || idle_since.elapsed() < HELPER_SPIN {
+                        std::hint::spin_loop();
+                    } else if sh
+                        .state
+                        .compare_exchange(
+                            HelperShared::IDLE,
+                            HelperShared::SLEEPING,
+                            AcqRel,
+                            Acquire,
+                        )
+                        .is_ok()
+                    {
+                        while sh.state.load(Acquire) == HelperShared::SLEEPING {
+                            std::thread::park();
+                        }
+                        idle_since = Instant::now();
+                        spins = 0;
+                    }
+                }
+                _ => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// Runs `a` here and `b` on the helper thread (or here, after `a`, without one); returns
+    /// when both are done. A panic of either is resumed here after both finished.
+    fn join<RA, RB: Send>(
+        &self,
+        a: impl FnOnce() -> RA,
+        b: impl FnOnce() -> RB + Send,
+    ) -> (RA, RB) {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+        let Some(thread) = &self.thread else {
+            let ra = a();
+            return (ra, b());
+        };
+        let sh = &*self.shared;
+        let mut b = Some(b);
+        let mut rb = None;
+        let mut job = || rb = Some((b.take().expect("run once"))());
+        let job: &mut (dyn FnMut() + Send) = &mut job;
+        // SAFETY: the pointer outlives its use: this function does not return (nor unwind, see
+        // `Wait`) before the helper reported the job finished, and the helper drops its copy
+        // of the pointer before reporting.
+        #[allow(unsafe_code)]
+        let job: *mut (dyn FnMut() + Send + 'static) = unsafe { std::mem::transmute(job) };
+        #[allow(unsafe_code)]
+        unsafe {
+            *sh.job.get() = Some(job);
+        }
+        if sh.state.swap(HelperShared::READY, Release) == HelperShared::SLEEPING {
+            thread.thread().unpark();
+        }
+        /// Waits for the helper, also when `a` unwinds.
+        struct Wait<'a> {
+            sh: &'a HelperShared,
+            done: bool,
+            panicked: bool,
+        }
+        impl Wait<'_> {
+            /// Whether the job is still to run here (taken back before the helper started it);
+            /// else waits until the helper finished it.
+            fn finish(&mut self) -> bool {
+                if self.done {
+                    return false;
+                }
+                self.done = true;
+                if self
+                    .sh
+                    .state
+                    .compare_exchange(HelperShared::READY, HelperShared::IDLE, Acquire, Acquire)
+                    .is_ok()
+                {
+                    return true;
+                }
+                let mut spins = 0u32;
+                loop {
+                    match self.sh.state.load(Acquire) {
+                        HelperShared::DONE => break,
+                        HelperShared::PANICKED => {
+                            self.panicked = true;
+                            break;
+                        }
+                        _ if spins < 1 << 12 => {
+                            spins += 1;
+                            std::hint::spin_loop();
+                        }
+                        _ => std::thread::yield_now(),
+                    }
+                }
+                self.sh.state.store(HelperShared::IDLE, Relaxed);
+                false
+            }
+        }
+        impl Drop for Wait<'_> {
+            fn drop(&mut self) {
+                // Unwinding from `a`: the job is either not started (and is dropped with this
+                // frame) or finished.
+                self.finish();
+            }
+        }
+        let mut wait = Wait {
+            sh,
+            done: false,
+            panicked: false,
+        };
+        let ra = a();
+        if wait.finish() {
+            // SAFETY: taken back while `READY`: the helper never read the slot.
+            #[allow(unsafe_code)]
+            let job = unsafe { (*sh.job.get()).take() }.expect("a job");
+            #[allow(unsafe_code)]
+            unsafe {
+                (*job)();
+            }
+        }
+        if wait.panicked {
+            panic!("a merge job panicked on the helper thread");
+        }
+        (ra, rb.expect("the job ran"))
+    }
+}
+
+impl Drop for Helper<'_> {
+    fn drop(&mut self) {
+        if let Some(thread) = &self.thread
+            && self
+                .shared
+                .state
+                .swap(HelperShared::QUIT, std::sync::atomic::Ordering::AcqRel)
+                == HelperShared::SLEEPING
+        {
+            thread.thread().unpark();
+        }
+    }
+}
+
+/// A merge whose summed changes wait in the loop's `deltas`.
+#[derive(Clone, Copy)]
+struct Pending {
+    /// The merged pair.
+    pair: u64,
+    /// Whether the merge made a new token (then no pair with it is in the index yet).
+    fresh: bool,
+    /// Whether the pairs that gained were offered to the queue already.
+    offered: bool,
+}
+
+/// Applies a pending merge's changes to the index (offering the pairs that gained unless that
+/// was done) and removes the merged pair.
+fn settle(
+    deltas: &mut MergeDeltas,
+    index: &mut PairIndex,
+    queue: &mut Queue,
+    pushed: &mut usize,
+    pend: Pending,
+) {
+    deltas.apply(index, (!pend.offered).then_some(queue), pushed);
+    index.map(pend.pair).remove(pend.pair);
+}
+
+/// Word lists keep stale entries (words that lost a pair whose count is still positive). Once
+/// twice as many entries were added as the index held when built (4 bytes each, where a
+/// rebuild is a full pass over the words), it is rebuilt from the words: exact same counts, so
+/// the same merges, with bounded memory.
+fn rebuild_if_due<T: Id>(
+    queue: &mut Queue,
+    index: &mut PairIndex,
+    words: &Words<T>,
+    pushed: &mut usize,
+    rebuilds: &mut u32,
+) {
+    if *pushed > (2 * index.entries).max(REBUILD_MIN) {
+        // The old index and queue go first: alive next to the new ones they set the peak
+        // memory of the whole run (−30 to −60 MB).
+        *queue = Queue::new();
+        index.shards.clear();
+        *index = PairIndex::build(words);
+        *pushed = 0;
+        *rebuilds += 1;
+    }
 }
 
 /// Frees large training structures on the thread pool, so that the hundreds of thousands of
