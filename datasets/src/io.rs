@@ -649,6 +649,50 @@ mod tests {
         assert_eq!(back, docs);
     }
 
+    /// Free text is written plain and without statistics; a short repeated column keeps its
+    /// dictionary (read back from the file's column-chunk metadata).
+    #[test]
+    fn free_text_columns_are_plain() {
+        use parquet::basic::Encoding;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.parquet");
+        let mut sink = ParquetSink::create(&path, Kind::Document).unwrap();
+        for i in 0..1_000 {
+            sink.push(&Record::Document(Document {
+                id: i.to_string(),
+                text: format!("文書{}", i % 3),
+                source: "aozora".into(),
+                meta: None,
+            }))
+            .unwrap();
+        }
+        sink.finish().unwrap();
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let group = reader.metadata().row_group(0);
+        let column = |name: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("column {name}"))
+        };
+        let dictionary = |name: &str| {
+            column(name)
+                .encodings()
+                .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY))
+        };
+        // Three distinct texts would make a tiny dictionary: still written plain.
+        assert!(!dictionary("text"), "text is written plain");
+        assert!(!dictionary("id"), "ids are written plain");
+        assert!(dictionary("source"), "source keeps its dictionary");
+        assert!(
+            column("text").statistics().is_none(),
+            "no statistics of prose"
+        );
+        assert!(column("id").statistics().is_some(), "ids keep statistics");
+    }
+
     #[test]
     fn codecs_parse_and_print() {
         for (s, c) in [
