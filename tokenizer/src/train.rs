@@ -1810,9 +1810,10 @@ struct HelperShared {
     job: std::cell::UnsafeCell<Option<*mut (dyn FnMut() + Send)>>,
 }
 
-// SAFETY: `job` is written only by the joining thread while `state` is `IDLE` (the helper does
-// not look at it then), and read only by the helper after it saw `READY` (Acquire after the
-// writer's Release); the closure behind the pointer is `Send`.
+// SAFETY: `job` is written only by the joining thread while `state` is `IDLE` or `SLEEPING`
+// (the helper does not look at it then), and taken either by the helper after it moved `READY`
+// to `RUNNING` (Acquire, after the writer's Release) or by the joining thread after it moved
+// `READY` back to `IDLE` — never by both; the closure behind the pointer is `Send`.
 #[allow(unsafe_code)]
 unsafe impl Sync for HelperShared {}
 #[allow(unsafe_code)]
@@ -1907,8 +1908,9 @@ impl<'scope> Helper<'scope> {
         }
     }
 
-    /// Runs `a` here and `b` on the helper thread (or here, after `a`, without one); returns
-    /// when both are done. A panic of either is resumed here after both finished.
+    /// Runs `a` here and `b` on the helper thread (or here, after `a`, when there is no helper
+    /// or it had not started `b` yet); returns when both are done. A panic in `a` unwinds from
+    /// here once `b` is finished or known not to run; a panic in `b` becomes a panic here.
     fn join<RA, RB: Send>(
         &self,
         a: impl FnOnce() -> RA,
