@@ -166,16 +166,14 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// The writer properties of a dataset file of `kind`: [`writer_properties`], and its free-text
+/// The writer properties of a dataset file of `kind`: [`writer_properties`], with its free-text
 /// columns (ids, texts, message parts, meta, questions, choices, solutions) written plain,
 /// without statistics. Their values are nearly all distinct: a dictionary only costs a hash and
 /// a compare per value until it overflows and the writer falls back to plain pages, and min/max
 /// statistics of prose prune nothing. Short repeated columns (`source`, `role`, part `kind`,
 /// `subject`, the math `answer`) keep their dictionaries.
 pub fn dataset_writer_properties(kind: Kind) -> WriterProperties {
-    let mut b = WriterProperties::builder()
-        .set_compression(codec().compression())
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    let mut b = writer_properties().into_builder();
     let leaves = ArrowSchemaConverter::new()
         .convert(&schema::schema(kind))
         .expect("the canonical schemas convert to Parquet");

@@ -1121,6 +1121,11 @@ impl PairIndex {
         }
     }
 
+    /// Word-list entries that may be added before [`rebuild_if_due`] rebuilds the index.
+    fn rebuild_after(&self) -> usize {
+        (2 * self.entries).max(REBUILD_MIN)
+    }
+
     #[inline]
     fn map(&mut self, key: u64) -> &mut PairTable<Slot> {
         let i = shard_of(key, self.shift);
@@ -1263,12 +1268,26 @@ impl MergeDeltas {
         self.live().iter().map(|en| en.words.len()).sum()
     }
 
+    /// Offers every pair that gained to the queue at the count [`MergeDeltas::apply`] will give
+    /// it (kept if at or above the floor). `fresh`: the merge made a new token, so no pair that
+    /// gained (they all hold it) is in the index yet.
+    fn offer_gains(&self, index: &PairIndex, queue: &mut Queue, fresh: bool) {
+        for en in self.live() {
+            if !en.words.is_empty() {
+                let count = en.count + if fresh { 0 } else { index.count(en.pair) };
+                if count > 0 {
+                    queue.offer(count, en.pair);
+                }
+            }
+        }
+    }
+
     /// Applies the summed changes to the index: each pair's count once, each gaining word
-    /// appended to the pair's list, and every pair that gained offered to the queue with its new
-    /// count (kept if at or above the floor); `pushed` counts the
-    /// word-list entries added. A pair whose count reaches zero occurs nowhere any more: its
-    /// slot (and its list of stale word indices) is freed.
-    fn apply(&mut self, index: &mut PairIndex, mut queue: Option<&mut Queue>, pushed: &mut usize) {
+    /// appended to the pair's list; `pushed` counts the word-list entries added. A pair whose
+    /// count reaches zero occurs nowhere any more: its slot (and its list of stale word indices)
+    /// is freed. The queue hears of the pairs that gained from [`MergeDeltas::offer_gains`],
+    /// before the next pair is chosen.
+    fn apply(&mut self, index: &mut PairIndex, pushed: &mut usize) {
         let live = &mut self.entries[..self.used];
         for i in 0..live.len() {
             // The index is far larger than the cache: fetch the buckets of the next pairs
@@ -1276,18 +1295,16 @@ impl MergeDeltas {
             if let Some(ahead) = live.get(i + APPLY_AHEAD) {
                 index.prefetch(ahead.pair);
             }
-            let en = &mut live[i];
-            let count = match index.map(en.pair).entry(en.pair) {
+            let en = &live[i];
+            match index.map(en.pair).entry(en.pair) {
                 Entry::Occupied(mut e) => {
                     let s = e.get_mut();
                     s.count += en.count;
                     if s.count == 0 {
                         e.remove();
-                        0
                     } else {
                         s.words.extend_from_slice(&en.words);
                         *pushed += en.words.len();
-                        s.count
                     }
                 }
                 Entry::Vacant(e) => {
@@ -1303,14 +1320,7 @@ impl MergeDeltas {
                             words,
                         });
                     }
-                    en.count
                 }
-            };
-            if count > 0
-                && !en.words.is_empty()
-                && let Some(queue) = queue.as_deref_mut()
-            {
-                queue.offer(count, en.pair);
             }
         }
         self.clear();
@@ -1635,16 +1645,7 @@ fn merge_loop<T: Id>(
                 }
                 Some(pend) => {
                     if !pend.offered {
-                        // What `apply` would offer: every pair that gained, at its new count (a pair
-                        // with a fresh token is new to the index).
-                        for en in deltas.live() {
-                            if !en.words.is_empty() {
-                                let old = if pend.fresh { 0 } else { index.count(en.pair) };
-                                if old + en.count > 0 {
-                                    queue.offer(old + en.count, en.pair);
-                                }
-                            }
-                        }
+                        deltas.offer_gains(index, &mut queue, pend.fresh);
                         pend.offered = true;
                     }
                     match queue.heap.pop() {
@@ -1652,7 +1653,7 @@ fn merge_loop<T: Id>(
                         None => {
                             // A refill reads the index: bring it up to date first.
                             let pend = pending.take().expect("pending");
-                            settle(&mut deltas, index, &mut queue, &mut pushed, pend);
+                            settle(&mut deltas, index, &mut pushed, pend);
                             rebuild_if_due(&mut queue, index, &words, &mut pushed, &mut rebuilds);
                             continue;
                         }
@@ -1713,8 +1714,7 @@ fn merge_loop<T: Id>(
             let abn = (a, b, new);
             let small = !parallel || list.len() < PAR_MIN_WORDS;
             if let Some(pend) = pending.take() {
-                let due = (2 * index.entries).max(REBUILD_MIN);
-                if parallel && small && pushed + deltas.max_pushed() <= due {
+                if parallel && small && pushed + deltas.max_pushed() <= index.rebuild_after() {
                     if scratch.is_empty() {
                         scratch.push(MergeDeltas::default());
                     }
@@ -1723,7 +1723,7 @@ fn merge_loop<T: Id>(
                     let part = parts.pop().expect("one part");
                     let d = &mut scratch[0];
                     let ((), m) = helper.join(
-                        || deltas.apply(index, None, &mut pushed),
+                        || deltas.apply(index, &mut pushed),
                         || merge_part(part, abn, d),
                     );
                     index.map(pend.pair).remove(pend.pair);
@@ -1737,7 +1737,7 @@ fn merge_loop<T: Id>(
                     pipelined += 1;
                     continue;
                 }
-                settle(&mut deltas, index, &mut queue, &mut pushed, pend);
+                settle(&mut deltas, index, &mut pushed, pend);
                 // A rebuild now counts the words as they are: `list` still holds every word with
                 // the pair (its old list and the words that gained it).
                 rebuild_if_due(&mut queue, index, &words, &mut pushed, &mut rebuilds);
@@ -1773,8 +1773,9 @@ fn merge_loop<T: Id>(
                 offered: false,
             });
         }
+        // The last merge's changes: the queue is done with, the index is not (it is freed).
         if let Some(pend) = pending.take() {
-            settle(&mut deltas, index, &mut queue, &mut pushed, pend);
+            settle(&mut deltas, index, &mut pushed, pend);
         }
     });
     progress.update(Phase::Merge, u64::from(done));
@@ -2033,16 +2034,9 @@ struct Pending {
     offered: bool,
 }
 
-/// Applies a pending merge's changes to the index (offering the pairs that gained unless that
-/// was done) and removes the merged pair.
-fn settle(
-    deltas: &mut MergeDeltas,
-    index: &mut PairIndex,
-    queue: &mut Queue,
-    pushed: &mut usize,
-    pend: Pending,
-) {
-    deltas.apply(index, (!pend.offered).then_some(queue), pushed);
+/// Applies a pending merge's changes to the index and removes the merged pair.
+fn settle(deltas: &mut MergeDeltas, index: &mut PairIndex, pushed: &mut usize, pend: Pending) {
+    deltas.apply(index, pushed);
     index.map(pend.pair).remove(pend.pair);
 }
 
@@ -2057,7 +2051,7 @@ fn rebuild_if_due<T: Id>(
     pushed: &mut usize,
     rebuilds: &mut u32,
 ) {
-    if *pushed > (2 * index.entries).max(REBUILD_MIN) {
+    if *pushed > index.rebuild_after() {
         // The old index and queue go first: alive next to the new ones they set the peak
         // memory of the whole run (−30 to −60 MB).
         *queue = Queue::new();
